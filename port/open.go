@@ -1,0 +1,47 @@
+package port
+
+import (
+	"context"
+	"strings"
+
+	"github.com/mos-tool/mos/sim"
+)
+
+// DefaultBaud is the rate a port starts at: the ROM loaders' and most
+// firmwares' console rate.
+const DefaultBaud = 115200
+
+// Open opens the port named by addr (see the package comment for the forms)
+// at the given baud rate (DefaultBaud when zero).
+func Open(ctx context.Context, addr string, baud int) (Port, error) {
+	if baud <= 0 {
+		baud = DefaultBaud
+	}
+	if addr == "" {
+		return nil, &Error{Kind: KindBadAddress, Port: addr, Op: "open", Err: errNoPort}
+	}
+	switch {
+	case strings.HasPrefix(addr, "sim://"):
+		p, err := sim.Open(addr)
+		if err != nil {
+			return nil, &Error{Kind: KindBadAddress, Port: addr, Op: "open", Err: err}
+		}
+		if err := p.SetBaudRate(baud); err != nil {
+			p.Close()
+			return nil, err
+		}
+		return p, nil
+	case strings.HasPrefix(addr, "rfc2217://"):
+		return openRFC2217(ctx, addr, strings.TrimPrefix(addr, "rfc2217://"), baud)
+	case strings.HasPrefix(addr, "socket://"):
+		return openSocket(ctx, addr, strings.TrimPrefix(addr, "socket://"), baud)
+	case strings.HasPrefix(addr, "tcp://"):
+		return openSocket(ctx, addr, strings.TrimPrefix(addr, "tcp://"), baud)
+	case strings.HasPrefix(addr, "serial://"):
+		return openSerial(strings.TrimPrefix(addr, "serial://"), baud)
+	case strings.Contains(addr, "://"):
+		return nil, &Error{Kind: KindBadAddress, Port: addr, Op: "open", Err: errUnknownScheme}
+	default:
+		return openSerial(addr, baud)
+	}
+}
