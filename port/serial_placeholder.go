@@ -4,7 +4,9 @@ package port
 
 import "errors"
 
-func openSerial(path string, baud int) (Port, error) { return nil, errors.New("serial ports not implemented yet") }
+func openSerial(path string, baud int) (Port, error) {
+	return nil, errors.New("serial ports not implemented yet")
+}
 
 // List returns the local serial ports (placeholder until list.go lands).
 func List() ([]Info, error) { return nil, nil }
