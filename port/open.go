@@ -2,6 +2,7 @@ package port
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/mos-tool/mos/sim"
@@ -22,10 +23,15 @@ func Open(ctx context.Context, addr string, baud int) (Port, error) {
 	}
 	switch {
 	case strings.HasPrefix(addr, "sim://"):
-		p, err := sim.Open(addr)
+		hp, err := sim.Open(addr)
 		if err != nil {
-			return nil, &Error{Kind: KindBadAddress, Port: addr, Op: "open", Err: err}
+			kind := KindBadAddress
+			if errors.Is(err, sim.ErrBusy) {
+				kind = KindBusy
+			}
+			return nil, &Error{Kind: kind, Port: addr, Op: "open", Err: err}
 		}
+		p := simPort{hp}
 		if err := p.SetBaudRate(baud); err != nil {
 			p.Close()
 			return nil, err
@@ -44,4 +50,37 @@ func Open(ctx context.Context, addr string, baud int) (Port, error) {
 	default:
 		return openSerial(addr, baud)
 	}
+}
+
+// simPort adapts the virtual device's host port to this package's errors.
+type simPort struct{ *sim.HostPort }
+
+func (p simPort) Read(b []byte) (int, error) {
+	n, err := p.HostPort.Read(b)
+	return n, mapSimErr(err)
+}
+
+func (p simPort) Write(b []byte) (int, error) {
+	n, err := p.HostPort.Write(b)
+	return n, mapSimErr(err)
+}
+
+// SimDevice returns the virtual device behind a sim:// port, or nil.
+func SimDevice(p Port) *sim.Device {
+	if sp, ok := p.(simPort); ok {
+		return sp.Device()
+	}
+	return nil
+}
+
+func mapSimErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sim.ErrReadTimeout):
+		return ErrTimeout
+	case errors.Is(err, sim.ErrClosed):
+		return ErrClosed
+	}
+	return err
 }

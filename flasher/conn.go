@@ -1,0 +1,293 @@
+// Package flasher speaks the ESP serial bootloader protocol: reset into
+// download mode, sync, detect the chip, and (in later files) upload the
+// flasher stub and write, verify and read flash.
+//
+// It prints nothing and reads no flags: callers pass options and receive
+// results, errors and progress callbacks.
+package flasher
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mos-tool/mos/port"
+	"github.com/mos-tool/mos/slip"
+)
+
+// Opcodes of the serial bootloader protocol.
+const (
+	OpFlashBegin     = 0x02
+	OpFlashData      = 0x03
+	OpFlashEnd       = 0x04
+	OpMemBegin       = 0x05
+	OpMemEnd         = 0x06
+	OpMemData        = 0x07
+	OpSync           = 0x08
+	OpWriteReg       = 0x09
+	OpReadReg        = 0x0A
+	OpSPISetParams   = 0x0B
+	OpSPIAttach      = 0x0D
+	OpReadFlashSlow  = 0x0E
+	OpChangeBaud     = 0x0F
+	OpFlashDeflBegin = 0x10
+	OpFlashDeflData  = 0x11
+	OpFlashDeflEnd   = 0x12
+	OpSPIFlashMD5    = 0x13
+	OpSecurityInfo   = 0x14
+	OpEraseFlash     = 0xD0
+	OpEraseRegion    = 0xD1
+	OpReadFlash      = 0xD2
+	OpRunUserCode    = 0xD3
+)
+
+// DefaultTimeout bounds a command that does no long flash work.
+const DefaultTimeout = 3 * time.Second
+
+// Conn is a SLIP-framed command channel to a ROM loader or flasher stub.
+type Conn struct {
+	p   port.Port
+	dec slip.Decoder
+	buf []byte // received bytes not yet decoded
+
+	// StatusLen is how many status bytes end each reply: 2 for the ESP8266
+	// ROM and every stub, 4 for the ROMs of the ESP32 family. Until the
+	// chip is known, replies are read with the longer form tolerated.
+	StatusLen int
+
+	// Junk collects bytes seen outside frames (boot messages), bounded.
+	Junk []byte
+}
+
+// NewConn wraps an open port.
+func NewConn(p port.Port) *Conn {
+	c := &Conn{p: p}
+	c.dec.MaxFrame = 0x4000 + 1024
+	return c
+}
+
+// Port is the underlying port.
+func (c *Conn) Port() port.Port { return c.p }
+
+// Response is a decoded reply.
+type Response struct {
+	Op     byte
+	Value  uint32
+	Data   []byte // payload before the status bytes
+	Status [2]byte
+	Body   []byte // payload and status bytes as received
+}
+
+// DeviceError is a command the device answered with a failure status.
+type DeviceError struct {
+	Op     byte
+	Status [2]byte
+}
+
+func (e *DeviceError) Error() string {
+	return fmt.Sprintf("device refused command 0x%02X: %s", e.Op, statusText(e.Status))
+}
+
+// ExitCode maps a device-side failure to the CLI's "device error" code.
+func (e *DeviceError) ExitCode() int { return 7 }
+
+// ErrUnsupported is returned for a command the ROM or stub does not know.
+var ErrUnsupported = errors.New("command not supported by this chip's loader")
+
+func statusText(s [2]byte) string {
+	code := uint16(s[0])<<8 | uint16(s[1])
+	if s[0] == 0x01 { // ROM: 01 reason
+		switch s[1] {
+		case 0x01:
+			return "invalid input parameter (0x0101)"
+		case 0x05:
+			return "received message is invalid (0x0105)"
+		case 0x06:
+			return "operation failed (0x0106)"
+		case 0x07:
+			return "checksum error (0x0107)"
+		case 0x08:
+			return "flash write error (0x0108)"
+		case 0x09:
+			return "flash read error (0x0109)"
+		case 0x0B:
+			return "deflate error (0x010B)"
+		}
+	}
+	switch s[0] {
+	case 0xC0:
+		return "bad data length (0xC000)"
+	case 0xC1:
+		return "bad data checksum (0xC100)"
+	case 0xC2:
+		return "bad block size (0xC200)"
+	case 0xC3:
+		return "invalid command (0xC300)"
+	case 0xC4:
+		return "SPI flash operation failed (0xC400)"
+	case 0xC6:
+		return "not in flash mode (0xC600)"
+	case 0xC7:
+		return "inflate error (0xC700)"
+	case 0xC8:
+		return "not enough data (0xC800)"
+	case 0xC9:
+		return "too much data (0xC900)"
+	}
+	return fmt.Sprintf("status 0x%04X", code)
+}
+
+// Send writes one request frame.
+func (c *Conn) Send(op byte, data []byte, chk uint32) error {
+	pkt := make([]byte, 8, 8+len(data))
+	pkt[1] = op
+	binary.LittleEndian.PutUint16(pkt[2:], uint16(len(data)))
+	binary.LittleEndian.PutUint32(pkt[4:], chk)
+	pkt = append(pkt, data...)
+	_, err := c.p.Write(slip.Encode(nil, pkt))
+	return err
+}
+
+// ReadFrame returns the next SLIP frame, waiting at most timeout.
+func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(timeout)
+	chunk := make([]byte, 4096)
+	for {
+		for len(c.buf) > 0 {
+			b := c.buf[0]
+			c.buf = c.buf[1:]
+			switch r, _ := c.dec.Push(b); r {
+			case slip.Frame:
+				return append([]byte(nil), c.dec.Frame()...), nil
+			case slip.Junk:
+				if len(c.Junk) < 8192 {
+					c.Junk = append(c.Junk, b)
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, errTimeout
+		}
+		// short reads so that a cancelled context is noticed quickly
+		if err := c.p.SetReadTimeout(min(left, 100*time.Millisecond)); err != nil {
+			return nil, err
+		}
+		n, err := c.p.Read(chunk)
+		if err != nil && !errors.Is(err, port.ErrTimeout) {
+			return nil, err
+		}
+		c.buf = append(c.buf, chunk[:n]...)
+	}
+}
+
+var errTimeout = errors.New("no reply")
+
+// Flush drops everything received so far.
+func (c *Conn) Flush() {
+	c.buf = nil
+	c.dec.Reset()
+	_ = c.p.ResetInputBuffer()
+}
+
+// ReadResponse reads frames until a reply to op arrives (replies to other
+// commands, such as the extra SYNC answers, are skipped).
+func (c *Conn) ReadResponse(ctx context.Context, op byte, timeout time.Duration) (*Response, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, errTimeout
+		}
+		f, err := c.ReadFrame(ctx, left)
+		if err != nil {
+			return nil, err
+		}
+		if len(f) < 8 || f[0] != 0x01 {
+			continue
+		}
+		r := &Response{Op: f[1], Value: binary.LittleEndian.Uint32(f[4:])}
+		body := f[8:]
+		if r.Op != op {
+			// A ROM answers an unknown command with another opcode and
+			// "invalid message" (01 05).
+			if len(body) >= 2 && body[0] != 0 && body[1] == 0x05 {
+				return nil, ErrUnsupported
+			}
+			continue
+		}
+		sl := c.StatusLen
+		if sl == 0 {
+			sl = 2
+			if len(body) == 4 || len(body) == 36 {
+				sl = 4
+			}
+		}
+		if len(body) < sl {
+			return nil, fmt.Errorf("reply to command 0x%02X too short (%d bytes)", op, len(body))
+		}
+		r.Body = body
+		r.Data = body[:len(body)-sl]
+		copy(r.Status[:], body[len(body)-sl:])
+		return r, nil
+	}
+}
+
+// Command sends a request and waits for its reply; a failure status
+// becomes a *DeviceError.
+func (c *Conn) Command(ctx context.Context, op byte, data []byte, chk uint32, timeout time.Duration) (*Response, error) {
+	if err := c.Send(op, data, chk); err != nil {
+		return nil, err
+	}
+	r, err := c.ReadResponse(ctx, op, timeout)
+	if err != nil {
+		if errors.Is(err, errTimeout) {
+			return nil, fmt.Errorf("no reply to command 0x%02X within %v", op, timeout)
+		}
+		return nil, err
+	}
+	if r.Status[0] != 0 {
+		if r.Status[0] == 0xC3 || (r.Status[0] == 0x01 && r.Status[1] == 0x05 && op == OpSecurityInfo) {
+			return r, ErrUnsupported
+		}
+		return r, &DeviceError{Op: op, Status: r.Status}
+	}
+	return r, nil
+}
+
+// ReadReg reads a 32-bit register or memory word.
+func (c *Conn) ReadReg(ctx context.Context, addr uint32) (uint32, error) {
+	r, err := c.Command(ctx, OpReadReg, le(addr), 0, DefaultTimeout)
+	if err != nil {
+		return 0, err
+	}
+	return r.Value, nil
+}
+
+// WriteReg writes value under mask to a register.
+func (c *Conn) WriteReg(ctx context.Context, addr, value, mask uint32) error {
+	_, err := c.Command(ctx, OpWriteReg, le(addr, value, mask, 0), 0, DefaultTimeout)
+	return err
+}
+
+func le(words ...uint32) []byte {
+	b := make([]byte, 0, 4*len(words))
+	for _, w := range words {
+		b = binary.LittleEndian.AppendUint32(b, w)
+	}
+	return b
+}
+
+// Checksum is the bootloader's data checksum: 0xEF XOR every byte.
+func Checksum(data []byte) uint32 {
+	s := byte(0xEF)
+	for _, b := range data {
+		s ^= b
+	}
+	return uint32(s)
+}

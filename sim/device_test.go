@@ -1,0 +1,397 @@
+package sim_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mos-tool/mos/chips"
+	"github.com/mos-tool/mos/flasher"
+	"github.com/mos-tool/mos/port"
+	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/slip"
+)
+
+// These tests speak the wire protocol to the virtual device byte by byte,
+// checking the details real tools depend on. The esptool-js interop test
+// (package interop) judges the same behaviour with a tool we did not write.
+
+func open(t *testing.T, url string) (port.Port, *sim.Device) {
+	t.Helper()
+	p, err := port.Open(context.Background(), url, 115200)
+	if err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, port.SimDevice(p)
+}
+
+// enterDownload runs the classic reset and returns what the ROM printed.
+func enterDownload(t *testing.T, p port.Port) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := flasher.ClassicReset(50*time.Millisecond).Run(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	return readFor(p, 100*time.Millisecond)
+}
+
+// readFor collects what arrives during d.
+func readFor(p port.Port, d time.Duration) string {
+	var out []byte
+	deadline := time.Now().Add(d)
+	buf := make([]byte, 1024)
+	for time.Now().Before(deadline) {
+		p.SetReadTimeout(time.Until(deadline))
+		n, _ := p.Read(buf)
+		out = append(out, buf[:n]...)
+	}
+	return string(out)
+}
+
+// frames reads every SLIP frame arriving during d.
+func frames(p port.Port, d time.Duration) [][]byte {
+	var dec slip.Decoder
+	var out [][]byte
+	for _, b := range []byte(readFor(p, d)) {
+		if r, _ := dec.Push(b); r == slip.Frame {
+			out = append(out, append([]byte(nil), dec.Frame()...))
+		}
+	}
+	return out
+}
+
+func request(op byte, data []byte, chk uint32) []byte {
+	pkt := make([]byte, 8, 8+len(data))
+	pkt[1] = op
+	binary.LittleEndian.PutUint16(pkt[2:], uint16(len(data)))
+	binary.LittleEndian.PutUint32(pkt[4:], chk)
+	return slip.Encode(nil, append(pkt, data...))
+}
+
+var syncData = append([]byte{7, 7, 0x12, 0x20}, bytes.Repeat([]byte{0x55}, 32)...)
+
+func TestDownloadBannerAndSync(t *testing.T) {
+	tests := []struct {
+		chip      string
+		statusLen int
+		banner    string
+	}{
+		{"esp32", 4, "rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n"},
+		{"esp32c3", 4, "ESP-ROM:esp32c3-api1-20210207\r\nBuild:Feb  7 2021\r\nrst:0x1 (POWERON),boot:0x4 (DOWNLOAD(USB/UART0/1))\r\nwaiting for download\r\n"},
+		{"esp32s3", 4, "boot:0x0 (DOWNLOAD(USB/UART0))\r\nwaiting for download"},
+		{"esp8266", 2, ""}, // printed at 74880 baud: garbage at 115200
+	}
+	for _, tt := range tests {
+		t.Run(tt.chip, func(t *testing.T) {
+			t.Parallel()
+			p, _ := open(t, "sim://"+tt.chip+"?fast=1")
+			banner := enterDownload(t, p)
+			if tt.banner != "" && !strings.Contains(banner, tt.banner) {
+				t.Errorf("banner %q does not contain %q", banner, tt.banner)
+			}
+			if tt.banner == "" && (banner == "" || strings.Contains(banner, "ets Jan")) {
+				t.Errorf("ESP8266 banner at 74880 should arrive garbled at 115200, got %q", banner)
+			}
+			p.Write(request(0x08, syncData, 0))
+			fs := frames(p, 200*time.Millisecond)
+			if len(fs) != 8 {
+				t.Fatalf("%d replies to SYNC, want 8", len(fs))
+			}
+			want := append([]byte{1, 8, byte(tt.statusLen), 0, 7, 7, 0x12, 0x20}, make([]byte, tt.statusLen)...)
+			for _, f := range fs {
+				if !bytes.Equal(f, want) {
+					t.Fatalf("SYNC reply % x, want % x", f, want)
+				}
+			}
+		})
+	}
+}
+
+func TestESP8266BannerAtBootBaud(t *testing.T) {
+	p, _ := open(t, "sim://esp8266?fast=1")
+	p.SetBaudRate(74880)
+	banner := enterDownload(t, p)
+	if !strings.Contains(banner, "ets Jan  8 2013,rst cause:2, boot mode:(1,6)") {
+		t.Fatalf("banner at 74880 = %q", banner)
+	}
+}
+
+// Unsupported commands: the ROM answers with another opcode and status
+// 01 05, which is how esptool and esptool-js recognise them.
+func TestUnsupportedCommand(t *testing.T) {
+	for _, chip := range []string{"esp8266", "esp32"} {
+		p, _ := open(t, "sim://"+chip+"?fast=1")
+		enterDownload(t, p)
+		p.Write(request(0x08, syncData, 0))
+		frames(p, 100*time.Millisecond)
+		p.Write(request(0x14, nil, 0))
+		fs := frames(p, 100*time.Millisecond)
+		if len(fs) != 1 {
+			t.Fatalf("%s: %d replies to GET_SECURITY_INFO, want 1", chip, len(fs))
+		}
+		f := fs[0]
+		if f[0] != 1 || f[1] == 0x14 || len(f) < 10 || f[8] == 0 || f[9] != 0x05 {
+			t.Errorf("%s: reply % x is not the ROM's unsupported-command answer", chip, f)
+		}
+	}
+}
+
+func TestBaudMismatchGarbles(t *testing.T) {
+	p, _ := open(t, "sim://esp32?fast=1")
+	enterDownload(t, p)
+	p.Write(request(0x08, syncData, 0)) // the ROM follows the host's rate (auto-baud)
+	if fs := frames(p, 100*time.Millisecond); len(fs) != 8 {
+		t.Fatalf("%d SYNC replies", len(fs))
+	}
+	// ask the ROM to switch to 460800 but stay at 115200 on the host side
+	data := binary.LittleEndian.AppendUint32(nil, 460800)
+	data = binary.LittleEndian.AppendUint32(data, 0)
+	p.Write(request(0x0F, data, 0))
+	if fs := frames(p, 100*time.Millisecond); len(fs) != 1 {
+		t.Fatalf("%d replies to CHANGE_BAUDRATE, want 1 (sent at the old rate)", len(fs))
+	}
+	p.Write(request(0x0A, binary.LittleEndian.AppendUint32(nil, 0x40001000), 0))
+	if fs := frames(p, 100*time.Millisecond); len(fs) != 0 {
+		t.Fatalf("a command at the wrong baud was understood: % x", fs)
+	}
+	p.SetBaudRate(460800)
+	p.Write(request(0x0A, binary.LittleEndian.AppendUint32(nil, 0x40001000), 0))
+	fs := frames(p, 100*time.Millisecond)
+	if len(fs) != 1 || binary.LittleEndian.Uint32(fs[0][4:]) != 0x00F01D83 {
+		t.Fatalf("READ_REG at the new rate: % x", fs)
+	}
+}
+
+// The wire really takes time: at 115200 baud a 4 KiB write lasts about
+// 355 ms before the device has it all.
+func TestRealTimingOnTheWire(t *testing.T) {
+	p, dev := open(t, "sim://esp32")
+	_ = dev
+	start := time.Now()
+	p.Write(make([]byte, 4096))
+	p.Write(make([]byte, 4096))
+	p.Drain()
+	if el := time.Since(start); el < 600*time.Millisecond {
+		t.Fatalf("8 KiB at 115200 baud took %v, the wire needs at least 710 ms", el)
+	}
+}
+
+func connect(t *testing.T, url string) (*flasher.Loader, *sim.Device) {
+	t.Helper()
+	p, dev := open(t, url)
+	l, err := flasher.Connect(context.Background(), p, flasher.ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dev
+}
+
+// uploadStub loads a tiny program into RAM and jumps to it: the virtual
+// device then speaks the stub protocol (greets with OHAI).
+func uploadStub(t *testing.T, l *flasher.Loader) {
+	t.Helper()
+	ctx := context.Background()
+	code := bytes.Repeat([]byte{0x36, 0x41, 0x00}, 100)
+	const addr = 0x40080000
+	if _, err := l.Command(ctx, flasher.OpMemBegin, le(uint32(len(code)), 1, 0x1800, addr), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Command(ctx, flasher.OpMemData, append(le(uint32(len(code)), 0, 0, 0), code...), flasher.Checksum(code), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Command(ctx, flasher.OpMemEnd, le(0, addr), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.ReadFrame(ctx, time.Second)
+	if err != nil || string(f) != "OHAI" {
+		t.Fatalf("after MEM_END: %q, %v; want OHAI", f, err)
+	}
+	l.StatusLen = 2
+	l.Stub = true
+}
+
+func le(ws ...uint32) []byte {
+	var b []byte
+	for _, w := range ws {
+		b = binary.LittleEndian.AppendUint32(b, w)
+	}
+	return b
+}
+
+func TestJumpToNowhereHangs(t *testing.T) {
+	l, dev := connect(t, "sim://esp32?fast=1")
+	ctx := context.Background()
+	if _, err := l.Command(ctx, flasher.OpMemEnd, le(0, 0x40080000), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := l.ReadFrame(ctx, 300*time.Millisecond); err == nil {
+		t.Fatalf("a CPU that jumped into empty RAM answered %q", f)
+	}
+	if dev.State() != "hung" {
+		t.Fatalf("state %q, want hung", dev.State())
+	}
+}
+
+// ROM path: FLASH_DEFL_* writes, MD5 comes back as 32 hex characters.
+func TestROMCompressedWriteAndMD5(t *testing.T) {
+	l, dev := connect(t, "sim://esp32?fast=1")
+	ctx := context.Background()
+	img := pattern(70000)
+	writeDeflated(t, l, img, 0x10000, 0x4000)
+	r, err := l.Command(ctx, flasher.OpSPIFlashMD5, le(0x10000, uint32(len(img)), 0, 0), 0, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(img)
+	if string(r.Data) != hex.EncodeToString(sum[:]) {
+		t.Fatalf("ROM MD5 %q, want %x as lowercase hex", r.Data, sum)
+	}
+	got := make([]byte, len(img))
+	dev.Flash().ReadAt(got, 0x10000)
+	if !bytes.Equal(got, img) {
+		t.Fatal("flash does not hold the image")
+	}
+}
+
+func writeDeflated(t *testing.T, l *flasher.Loader, img []byte, addr uint32, block int) {
+	t.Helper()
+	ctx := context.Background()
+	var zb bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&zb, 9)
+	zw.Write(img)
+	zw.Close()
+	comp := zb.Bytes()
+	blocks := (len(comp) + block - 1) / block
+	begin := le(uint32(len(img)), uint32(blocks), uint32(block), addr)
+	if _, err := l.Command(ctx, flasher.OpFlashDeflBegin, begin, 0, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < blocks; i++ {
+		chunk := comp[i*block : min(len(comp), (i+1)*block)]
+		if _, err := l.Command(ctx, flasher.OpFlashDeflData, append(le(uint32(len(chunk)), uint32(i), 0, 0), chunk...), flasher.Checksum(chunk), 10*time.Second); err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	x := uint32(12345)
+	for i := range b {
+		x = x*1103515245 + 12345
+		b[i] = byte(x >> 16)
+	}
+	return b
+}
+
+// Stub path: compressed write, raw MD5, READ_FLASH flow with its
+// acknowledgements and final digest.
+func TestStubWriteReadFlash(t *testing.T) {
+	for _, chip := range []string{"esp8266", "esp32c3"} {
+		t.Run(chip, func(t *testing.T) {
+			l, _ := connect(t, "sim://"+chip+"?fast=1")
+			uploadStub(t, l)
+			ctx := context.Background()
+			img := pattern(50000)
+			writeDeflated(t, l, img, 0x20000, 0x4000)
+			if _, err := l.Command(ctx, flasher.OpFlashDeflEnd, le(1), 0, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			r, err := l.Command(ctx, flasher.OpSPIFlashMD5, le(0x20000, uint32(len(img)), 0, 0), 0, 3*time.Second)
+			sum := md5.Sum(img)
+			if err != nil || !bytes.Equal(r.Data, sum[:]) {
+				t.Fatalf("stub MD5 % x, %v; want raw % x", r.Data, err, sum)
+			}
+			if _, err := l.Command(ctx, flasher.OpReadFlash, le(0x20000, uint32(len(img)), 0x1000, 64), 0, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			for len(got) < len(img) {
+				f, err := l.ReadFrame(ctx, time.Second)
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", len(got), err)
+				}
+				got = append(got, f...)
+				l.Port().Write(slip.Encode(nil, le(uint32(len(got)))))
+			}
+			digest, err := l.ReadFrame(ctx, time.Second)
+			if err != nil || !bytes.Equal(got, img) || !bytes.Equal(digest, sum[:]) {
+				t.Fatalf("read back equal=%v digest % x err %v", bytes.Equal(got, img), digest, err)
+			}
+		})
+	}
+}
+
+// The stub rejects a block with a bad checksum with its own status code.
+func TestStubBadChecksum(t *testing.T) {
+	l, _ := connect(t, "sim://esp32?fast=1")
+	uploadStub(t, l)
+	ctx := context.Background()
+	if _, err := l.Command(ctx, flasher.OpFlashBegin, le(0x4000, 1, 0x4000, 0x10000), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 0x4000)
+	_, err := l.Command(ctx, flasher.OpFlashData, append(le(0x4000, 0, 0, 0), data...), 0x12, time.Second)
+	var de *flasher.DeviceError
+	if !errors.As(err, &de) || de.Status[0] != 0xC1 {
+		t.Fatalf("err = %v, want stub status C1 (bad checksum)", err)
+	}
+}
+
+// The ESP8266 ROM over-erases (asked for N sectors it erases N plus the
+// sectors up to the next 64 KiB boundary): what esptool compensates for.
+func TestESP8266ROMEraseQuirk(t *testing.T) {
+	l, dev := connect(t, "sim://esp8266?fast=1")
+	ctx := context.Background()
+	f := dev.Flash()
+	if _, err := f.Program(0, bytes.Repeat([]byte{0}, 0x20000)); err != nil {
+		t.Fatal(err)
+	}
+	// ask for 2 sectors at 0x1000: head = 15 sectors to the boundary, so
+	// the ROM erases 2 + 2 = 4 sectors
+	if _, err := l.Command(ctx, flasher.OpFlashBegin, le(0x2000, 0, 0x400, 0x1000), 0, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0x6000)
+	f.ReadAt(buf, 0)
+	for i, b := range buf {
+		erased := i >= 0x1000 && i < 0x5000
+		if (b == 0xFF) != erased {
+			t.Fatalf("byte 0x%x = %02x; want erased exactly 0x1000-0x5000", i, b)
+		}
+	}
+}
+
+func TestBlankFlashBootLoop(t *testing.T) {
+	p, dev := open(t, "sim://esp32?fast=1")
+	if err := flasher.HardReset().Run(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	out := readFor(p, 400*time.Millisecond)
+	if !strings.Contains(out, "boot:0x13 (SPI_FAST_FLASH_BOOT)") || strings.Count(out, "invalid header: 0xffffffff") < 2 {
+		t.Fatalf("blank ESP32 printed %q", out)
+	}
+	if dev.State() != "boot-error" {
+		t.Fatalf("state %q", dev.State())
+	}
+}
+
+func TestChipsTableMatchesDevice(t *testing.T) {
+	for _, c := range chips.All() {
+		l, _ := connect(t, "sim://"+c.Key+"?fast=1")
+		if l.Chip != c {
+			t.Errorf("%s detected as %s", c.Key, l.Chip.Key)
+		}
+		if l.StatusLen != c.ROMStatusLen {
+			t.Errorf("%s: ROM replies carry %d status bytes, want %d", c.Key, l.StatusLen, c.ROMStatusLen)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mos-tool/mos/fwimage"
+	"github.com/mos-tool/mos/slip"
+)
+
+// stub is the flasher stub running from RAM after the loader jumped to it:
+// it greets with "OHAI" and serves the stub protocol.
+func (c *cpu) stub() error {
+	c.dev.setState("stub")
+	if err := c.send(slip.Encode(nil, []byte("OHAI"))); err != nil {
+		return err
+	}
+	l := &loader{c: c, chip: c.dev.chip, stub: true}
+	l.dec.MaxFrame = 0x4000 + 64
+	return l.serve()
+}
+
+func encodeSLIP(p []byte) []byte { return slip.Encode(nil, p) }
+
+// bootLog prints an ESP-IDF style log line: level, milliseconds since
+// boot, tag, message.
+func (c *cpu) bootLog(start time.Time, level, tag, format string, args ...any) error {
+	ms := time.Since(start).Milliseconds() + 27
+	return c.printf("%s (%d) %s: %s\r\n", level, ms, tag, fmt.Sprintf(format, args...))
+}
+
+// secondStage is what the ESP-IDF second-stage bootloader loaded by the
+// ROM does: read the partition table, pick the app, check it, load it.
+// The virtual device does not execute the bootloader's code; it behaves
+// as the bootloader behaves with the data found in flash.
+func (c *cpu) secondStage() error {
+	start := time.Now()
+	d := c.dev
+	f := d.flash
+	c.bootLog(start, "I", "boot", "ESP-IDF v5.3.1 2nd stage bootloader")
+	c.bootLog(start, "I", "boot", "chip revision: v%s", chipRevision(d.chip.Key))
+	c.bootLog(start, "I", "boot", "SPI Flash Size : %dMB", f.Size()>>20)
+	raw := make([]byte, fwimage.PartitionTableMaxLen)
+	if err := f.ReadAt(raw, fwimage.PartitionTableOffset); err != nil {
+		return err
+	}
+	pt, err := fwimage.ParsePartitionTable(raw)
+	if err != nil || len(pt.Partitions) == 0 {
+		c.bootLog(start, "E", "flash_parts", "partition 0 invalid magic number 0x%02x%02x", raw[1], raw[0])
+		c.bootLog(start, "E", "boot", "Failed to verify partition table")
+		c.bootLog(start, "E", "boot", "load partition table error!")
+		return c.abortReboot()
+	}
+	c.bootLog(start, "I", "boot", "Partition Table:")
+	c.bootLog(start, "I", "boot", "## Label            Usage          Type ST Offset   Length")
+	for i, p := range pt.Partitions {
+		c.bootLog(start, "I", "boot", "%2d %-16s %-14s %02x %02x %08x %08x", i, p.Label, usage(p), p.Type, p.SubType, p.Offset, p.Size)
+	}
+	c.bootLog(start, "I", "boot", "End of partition table")
+	app := pickApp(pt)
+	if app == nil {
+		c.bootLog(start, "E", "boot", "No bootable app partitions in the partition table")
+		return c.abortReboot()
+	}
+	img, _, err := c.loadImage(app.Offset)
+	if err != nil {
+		switch {
+		case errors.Is(err, fwimage.ErrBadMagic), errors.Is(err, fwimage.ErrTruncated):
+			c.bootLog(start, "E", "esp_image", "image at 0x%x has invalid magic byte (nothing flashed here?)", app.Offset)
+		case errors.Is(err, fwimage.ErrHash):
+			c.bootLog(start, "E", "esp_image", "Image hash failed - image is corrupt")
+		case errors.Is(err, fwimage.ErrChecksum):
+			c.bootLog(start, "E", "esp_image", "Checksum failed. Calculated/stored values differ")
+		default:
+			c.bootLog(start, "E", "esp_image", "image at 0x%x is invalid: %v", app.Offset, err)
+		}
+		c.bootLog(start, "E", "boot", "%s app partition is not bootable", app.Label)
+		c.bootLog(start, "E", "boot", "No bootable app partitions in the partition table")
+		return c.abortReboot()
+	}
+	for i, s := range img.Segments {
+		c.bootLog(start, "I", "esp_image", "segment %d: paddr=%08x vaddr=%08x size=%05xh (%6d) load", i, app.Offset+uint32(s.FileOffset), s.Addr, len(s.Data), len(s.Data))
+		if err := c.sleep(readTime(len(s.Data))); err != nil {
+			return err
+		}
+	}
+	c.bootLog(start, "I", "boot", "Loaded app from partition at offset 0x%x", app.Offset)
+	c.bootLog(start, "I", "boot", "Disabling RNG early entropy source...")
+	return c.runApp(img, app.Offset)
+}
+
+// abortReboot is the bootloader giving up: it calls abort(), the chip
+// reboots after a short delay, and the same failure repeats.
+func (c *cpu) abortReboot() error {
+	c.dev.setState("boot-error")
+	if err := sleepCtx(c.ctx, 500*time.Millisecond); err != nil {
+		return err
+	}
+	return errWatchdog
+}
+
+func usage(p fwimage.Partition) string {
+	switch {
+	case p.Type == fwimage.PartTypeApp && p.SubType == fwimage.PartSubAppFactory:
+		return "factory app"
+	case p.Type == fwimage.PartTypeApp:
+		return fmt.Sprintf("OTA app")
+	case p.SubType == fwimage.PartSubDataNVS:
+		return "WiFi data"
+	case p.SubType == fwimage.PartSubDataOTA:
+		return "OTA data"
+	case p.SubType == fwimage.PartSubDataPHY:
+		return "RF data"
+	}
+	return "Unknown data"
+}
+
+// pickApp chooses the partition to boot: with no valid OTA selection the
+// bootloader takes the factory app, else the first OTA slot.
+func pickApp(pt *fwimage.PartitionTable) *fwimage.Partition {
+	var ota *fwimage.Partition
+	for i := range pt.Partitions {
+		p := &pt.Partitions[i]
+		if p.Type != fwimage.PartTypeApp {
+			continue
+		}
+		if p.SubType == fwimage.PartSubAppFactory {
+			return p
+		}
+		if ota == nil && p.SubType >= fwimage.PartSubAppOTA0 && p.SubType < fwimage.PartSubAppOTA0+16 {
+			ota = p
+		}
+	}
+	return ota
+}
+
+func chipRevision(key string) string {
+	switch key {
+	case "esp32":
+		return "3.0"
+	case "esp32c3":
+		return "0.4"
+	}
+	return "0.0"
+}
+
+// runApp starts the application image: it prints what its app descriptor
+// says, then hands over to the firmware behaviour the descriptor names.
+func (c *cpu) runApp(img *fwimage.Image, offset uint32) error {
+	d := c.dev
+	d.setState("app")
+	start := time.Now()
+	if desc := img.AppDesc; desc != nil {
+		c.bootLog(start, "I", "cpu_start", "Pro cpu start user code")
+		c.bootLog(start, "I", "app_init", "Application information:")
+		c.bootLog(start, "I", "app_init", "Project name:     %s", desc.ProjectName)
+		c.bootLog(start, "I", "app_init", "App version:      %s", desc.Version)
+		c.bootLog(start, "I", "app_init", "Compile time:     %s %s", desc.Date, desc.Time)
+		c.bootLog(start, "I", "app_init", "ELF file SHA256:  %x", desc.ELFSHA256[:8])
+		c.bootLog(start, "I", "app_init", "ESP-IDF:          %s", desc.IDFVersion)
+	} else {
+		c.printf("app at 0x%x, entry 0x%08x (no app descriptor)\r\n", offset, img.Entry)
+	}
+	if fw := firmwareFor(img); fw != nil {
+		return fw(c, img)
+	}
+	// An application the virtual device does not know runs silently.
+	<-c.ctx.Done()
+	return c.ctx.Err()
+}
+
+// Firmware is the behaviour of an application image the virtual device
+// recognises by its app descriptor. It runs until the context of the cpu
+// ends (a reset) and may return errWatchdog to reboot.
+type firmware func(c *cpu, img *fwimage.Image) error
+
+var firmwares []func(img *fwimage.Image) firmware
+
+func firmwareFor(img *fwimage.Image) firmware {
+	for _, m := range firmwares {
+		if fw := m(img); fw != nil {
+			return fw
+		}
+	}
+	return nil
+}
