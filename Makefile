@@ -1,0 +1,67 @@
+# mos build entry points. CI runs .ci/run, which ends in `make test`.
+
+# CI's PATH may lack Go: fall back to the standard install location, and
+# put that directory first on PATH so tools that run `go` themselves agree.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+ifneq ($(filter /%,$(GO)),)
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
+endif
+
+# Version stamp for `mos version`. Outside a git checkout (a source
+# tarball) it is "dev". The date is the commit's, not the build's, so the
+# same commit builds the same binary.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --verify -q HEAD 2>/dev/null)
+DATE    ?= $(shell git log -1 --format=%cI 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
+TEST_TIMEOUT ?= 10m
+FUZZ_TIME    ?= 20s
+
+# Fuzz targets, as package:FuzzName. `go test -fuzz` takes one target per
+# run, so each is listed; add new ones here.
+FUZZ_TARGETS := \
+	./slip:FuzzDecoder
+
+# Prerequisites of `make test`. interop-deps is not in it yet because no
+# interop test exists; .ci/run already calls `make interop-deps` itself.
+TEST_DEPS ?=
+
+.PHONY: all build test interop-deps demo bench fuzz clean
+
+all: build
+
+# -buildvcs=false: LDFLAGS already carries the version, and VCS stamping
+# fails outright when git is missing or refuses the checkout (CI as root).
+build:
+	$(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o bin/mos ./cmd/mos
+
+test: $(TEST_DEPS)
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+# npm packages used by the interop tests (reference implementations run
+# against our code). npm ci installs exactly what package-lock.json pins.
+interop-deps:
+	@if [ -f interop/package.json ]; then \
+		npm ci --prefix interop; \
+	else \
+		echo "interop-deps: no interop/package.json, nothing to install"; \
+	fi
+
+# Placeholder until the end-to-end demo against sim:// lands.
+demo: build
+	./bin/mos version
+
+bench:
+	@echo "bench: no benchmarks yet. They come with the flasher (flash write/verify"
+	@echo "throughput against sim:// and real boards); no numbers until then."
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZ_TIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mos-tool/mos/flasher"
+	"github.com/mos-tool/mos/output"
+	"github.com/mos-tool/mos/port"
+)
+
+// resetOptions are the flags of every command that talks to the ROM loader.
+type resetOptions struct {
+	reset string
+	after string
+}
+
+func (o *resetOptions) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.reset, "reset", "auto",
+		"how to enter download mode: auto, classic, usb-jtag, none, or a sequence such as 'D0|R1|W100|D1|R0|W50|D0'")
+	cmd.Flags().StringVar(&o.after, "after", "hard-reset", "what to do when done: hard-reset (run the app) or stay (in the loader)")
+}
+
+func (o *resetOptions) validate() error {
+	if o.after != "hard-reset" && o.after != "stay" {
+		return fmt.Errorf("--after must be hard-reset or stay, not %q", o.after)
+	}
+	if _, err := flasher.ResetPlan(o.reset, false); err != nil {
+		return err
+	}
+	return nil
+}
+
+func newChipInfoCmd(a *app) *cobra.Command {
+	var o resetOptions
+	cmd := &cobra.Command{
+		Use:   "chip-info",
+		Short: "Detect the chip and show its MAC and flash",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return usageErr(cmd, err)
+			}
+			return runChipInfo(cmd.Context(), a, o)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+type chipInfoResult struct{ *flasher.Info }
+
+func (r chipInfoResult) Data() any { return r.Info }
+func (r chipInfoResult) Text() string {
+	size := "unknown"
+	if r.FlashSize > 0 {
+		size = fmt.Sprintf("%d MiB", r.FlashSize>>20)
+		if r.FlashSize < 1<<20 {
+			size = fmt.Sprintf("%d KiB", r.FlashSize>>10)
+		}
+	}
+	return fmt.Sprintf("Chip:       %s\nMAC:        %s\nFlash ID:   %s\nFlash size: %s", r.Chip, r.MAC, r.FlashID, size)
+}
+
+// connectLoader opens the port and gets the chip's ROM loader to answer.
+func connectLoader(ctx context.Context, a *app, o resetOptions) (port.Port, *flasher.Loader, error) {
+	p, err := port.Open(ctx, a.opts.Port, port.DefaultBaud)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := flasher.Connect(ctx, p, flasher.ConnectOptions{
+		Reset:      o.reset,
+		ManualWait: a.opts.Timeout,
+		Status:     func(m string) { a.out.Debugf("%s", m) },
+	})
+	if err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	return p, l, nil
+}
+
+// finish leaves the chip as --after says and closes the port.
+func finish(ctx context.Context, p port.Port, o resetOptions) error {
+	defer p.Close()
+	if o.after == "hard-reset" {
+		if err := flasher.HardReset().Run(ctx, p); err != nil && !isNoLines(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func runChipInfo(ctx context.Context, a *app, o resetOptions) error {
+	p, l, err := connectLoader(ctx, a, o)
+	if err != nil {
+		return err
+	}
+	info, err := l.ReadInfo(ctx)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	if err := finish(ctx, p, o); err != nil {
+		return err
+	}
+	return a.out.Print(chipInfoResult{info})
+}
+
+func usageErr(cmd *cobra.Command, err error) error {
+	return &output.UsageError{Err: err, Command: cmd.CommandPath()}
+}
+
+// isNoLines: a port without DTR/RTS cannot reset the board; that is
+// reported when connecting, not an error when leaving.
+func isNoLines(err error) bool { return errors.Is(err, port.ErrNoControlLines) }

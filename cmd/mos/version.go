@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Set at link time by the Makefile:
+//
+//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234 -X main.date=2026-01-02T03:04:05Z"
+//
+// These are build facts, not options, hence package variables. When they
+// are empty (go install, go run), versionInfo falls back to what the Go
+// toolchain recorded in the binary.
+var (
+	version string
+	commit  string
+	date    string
+)
+
+// versionResult is the JSON shape of `mos version --json`; its field names
+// are a contract with scripts.
+type versionResult struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+	Modified  bool   `json:"modified,omitempty"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+}
+
+func newVersionCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of mos",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.out.Print(currentVersion())
+		},
+	}
+}
+
+func currentVersion() versionResult {
+	v := versionResult{
+		Version:   version,
+		Commit:    commit,
+		Date:      date,
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v.fillFromBuildInfo(bi)
+	}
+	if v.Version == "" {
+		v.Version = "dev"
+	}
+	return v
+}
+
+// fillFromBuildInfo fills what -ldflags did not set: the module version
+// (set by `go install ...@v1.2.3`) and the VCS stamp of a build from a
+// checkout.
+func (v *versionResult) fillFromBuildInfo(bi *debug.BuildInfo) {
+	if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			if v.Commit == "" {
+				v.Commit = s.Value
+			}
+		case "vcs.time":
+			if v.Date == "" {
+				v.Date = s.Value
+			}
+		case "vcs.modified":
+			// Only trusted alongside the revision it describes.
+			v.Modified = s.Value == "true" && commit == ""
+		}
+	}
+}
+
+func (v versionResult) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mos %s\n", v.Version)
+	if v.Commit != "" {
+		mod := ""
+		if v.Modified {
+			mod = " (modified)"
+		}
+		fmt.Fprintf(&b, "commit:   %s%s\n", v.Commit, mod)
+	}
+	if v.Date != "" {
+		fmt.Fprintf(&b, "built:    %s\n", v.Date)
+	}
+	fmt.Fprintf(&b, "go:       %s\n", v.GoVersion)
+	fmt.Fprintf(&b, "platform: %s/%s\n", v.OS, v.Arch)
+	return b.String()
+}
+
+func (v versionResult) Data() any { return v }

@@ -1,0 +1,27 @@
+// Package output is mos's one output layer: every command hands its answer,
+// warnings, messages, progress and final error to a Printer, never to
+// fmt.Print or os.Stdout, so that --json output stays machine-readable and
+// the exit code is decided in one place (see ExitCode).
+//
+// # The --json contract
+//
+// With --json, stdout carries exactly one JSON document (indented, ending in
+// a newline). On success it is
+//
+//	{"result": <Result.Data()>, "warnings": ["...", ...]}
+//
+// and on failure
+//
+//	{"error": {"message": "...", "code": 3, "name": "port_not_found", "hint": "..."}, "warnings": [...]}
+//
+// "warnings" is always present and always an array, so a consumer never needs
+// to tell null from []. The same envelope is used by every command, which is
+// why a result that is a list (mos ports) is still wrapped: `jq .result`.
+//
+// Everything else goes to stderr as JSON Lines: one object per line with one
+// key naming what it is, {"progress": {...}}, {"info": "..."},
+// {"debug": "..."} or, once the document has been printed, {"warning": "..."}.
+//
+// Without --json, results go to stdout as text; warnings ("Warning: ..."),
+// messages, progress and errors ("Error: ..." plus "Hint: ...") go to stderr.
+package output

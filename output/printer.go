@@ -1,0 +1,235 @@
+package output
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Printer writes everything a command shows. It is safe for concurrent use:
+// progress may come from library goroutines while the command logs.
+type Printer struct {
+	mu      sync.Mutex
+	stdout  io.Writer
+	stderr  io.Writer
+	json    bool
+	verbose bool
+	tty     bool             // stderr is a terminal: progress is one redrawn line
+	now     func() time.Time // replaced in tests
+
+	warnings []string // collected in JSON mode until the document is printed
+	printed  bool     // the JSON document has gone to stdout
+	prog     progressState
+}
+
+// New returns a Printer. json selects the --json contract (see the package
+// documentation); verbose enables Debugf. Progress is drawn as an updating
+// bar only when stderr is a terminal.
+func New(stdout, stderr io.Writer, json, verbose bool) *Printer {
+	return &Printer{
+		stdout:  stdout,
+		stderr:  stderr,
+		json:    json,
+		verbose: verbose,
+		tty:     isTerminalWriter(stderr),
+		now:     time.Now,
+	}
+}
+
+// JSON reports whether the Printer is in --json mode.
+func (p *Printer) JSON() bool { return p.json }
+
+// Verbose reports whether Debugf messages are shown.
+func (p *Printer) Verbose() bool { return p.verbose }
+
+// Out and Err are the raw streams, for commands that stream rather than
+// print one result (the console). Writing to them bypasses the --json
+// contract, so such commands must handle JSON mode themselves.
+func (p *Printer) Out() io.Writer { return p.stdout }
+func (p *Printer) Err() io.Writer { return p.stderr }
+
+// Print writes a command's result to stdout. Call it once per command: in
+// JSON mode it emits the one document, carrying the warnings collected so far.
+func (p *Printer) Print(r Result) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearBarLocked()
+	if !p.json {
+		return writeText(p.stdout, r.Text())
+	}
+	doc := struct {
+		Result   any      `json:"result"`
+		Warnings []string `json:"warnings"`
+	}{r.Data(), p.warningsLocked()}
+	b, err := encodeJSON(doc, true)
+	if err != nil {
+		return err // nothing printed: the error document can still follow
+	}
+	p.printed = true
+	_, err = p.stdout.Write(b)
+	return err
+}
+
+// Warnf reports something the user should know that did not stop the
+// command. In JSON mode it becomes part of the document's "warnings".
+func (p *Printer) Warnf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case !p.json:
+		p.lineLocked("Warning: " + msg)
+	case p.printed: // too late for the document; don't lose it
+		p.jsonLineLocked("warning", msg)
+	default:
+		p.warnings = append(p.warnings, msg)
+	}
+}
+
+// Infof writes a message about what mos is doing to stderr.
+func (p *Printer) Infof(format string, a ...any) {
+	p.message("info", fmt.Sprintf(format, a...))
+}
+
+// Debugf is Infof shown only with -v.
+func (p *Printer) Debugf(format string, a ...any) {
+	if p.verbose {
+		p.message("debug", fmt.Sprintf(format, a...))
+	}
+}
+
+func (p *Printer) message(kind, msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.json {
+		p.jsonLineLocked(kind, msg)
+		return
+	}
+	p.lineLocked(msg)
+}
+
+// errorDoc is the "error" object of a failed command in JSON mode.
+type errorDoc struct {
+	Message string `json:"message"`
+	Code    int    `json:"code"` // the process exit code
+	Name    string `json:"name"` // its stable name, see CodeName
+	Hint    string `json:"hint"`
+}
+
+// PrintError reports the error that ends the command: "Error: ..." and a
+// hint line on stderr, or in JSON mode an {"error": ...} document on stdout
+// (on stderr as a JSON line if a result document was already printed, so
+// stdout still holds a single document).
+func (p *Printer) PrintError(err error) {
+	if err == nil {
+		return
+	}
+	code := ExitCode(err)
+	e := errorDoc{Message: errorMessage(err), Code: code, Name: CodeName(code), Hint: Hint(err)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearBarLocked()
+	if !p.json {
+		if code == ExitInterrupted {
+			p.lineLocked("Interrupted.")
+			return
+		}
+		p.lineLocked("Error: " + e.Message)
+		if e.Hint != "" {
+			p.lineLocked("Hint: " + e.Hint)
+		}
+		return
+	}
+	if p.printed {
+		_ = writeJSON(p.stderr, map[string]any{"error": e}, false)
+		return
+	}
+	doc := struct {
+		Error    errorDoc `json:"error"`
+		Warnings []string `json:"warnings"`
+	}{e, p.warningsLocked()}
+	p.printed = true
+	_ = writeJSON(p.stdout, doc, true)
+}
+
+// errorMessage replaces the bare context errors, whose text means nothing
+// to a user, by what happened.
+func errorMessage(err error) string {
+	switch {
+	case err == context.Canceled:
+		return "interrupted"
+	case err == context.DeadlineExceeded:
+		return "timed out"
+	}
+	return err.Error()
+}
+
+func (p *Printer) warningsLocked() []string {
+	if p.warnings == nil {
+		return []string{} // "warnings": [] rather than null
+	}
+	return p.warnings
+}
+
+// lineLocked writes one human line to stderr, first erasing a progress bar
+// so the message does not land in the middle of it.
+func (p *Printer) lineLocked(s string) {
+	p.clearBarLocked()
+	_ = writeText(p.stderr, s)
+}
+
+func (p *Printer) jsonLineLocked(key string, v any) {
+	_ = writeJSON(p.stderr, map[string]any{key: v}, false)
+}
+
+func writeText(w io.Writer, s string) error {
+	if s == "" {
+		return nil
+	}
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	_, err := io.WriteString(w, s)
+	return err
+}
+
+func writeJSON(w io.Writer, v any, indent bool) error {
+	b, err := encodeJSON(v, indent)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// encodeJSON renders v as an indented document or, for stderr's JSON Lines,
+// a compact line; both end in a newline. HTML escaping is off so that "<"
+// in a message stays readable.
+func encodeJSON(v any, indent bool) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encoding JSON output: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// isTerminalWriter reports whether w is a terminal. TERM=dumb (Emacs shell,
+// some CI log viewers) cannot redraw a line, so it counts as not one.
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	return isTerminal(f.Fd())
+}

@@ -1,0 +1,120 @@
+package output
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func contextCanceled() error { return context.Canceled }
+
+// fakeClock advances by step on every reading, so rates are predictable.
+func fakeClock(step time.Duration) func() time.Time {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time { t = t.Add(step); return t }
+}
+
+func write(p Progress, part string, total, step int64) {
+	for done := int64(0); done <= total; done += step {
+		p.Report(ProgressEvent{Stage: "writing", Part: part, Done: done, Total: total})
+	}
+}
+
+func TestNilProgressIsSafe(t *testing.T) {
+	var p Progress
+	p.Report(ProgressEvent{Stage: "writing"})
+}
+
+func TestProgressPlain(t *testing.T) {
+	p, out, errb := newTest(false, false)
+	p.now = fakeClock(100 * time.Millisecond)
+	write(p.Progress(), "app", 1000, 50)
+	want := []string{
+		"Writing app: 0% (0 B of 1000 B)",
+		"Writing app: 10% (100 B of 1000 B)",
+		"Writing app: 20% (200 B of 1000 B)",
+		"Writing app: 30% (300 B of 1000 B)",
+		"Writing app: 40% (400 B of 1000 B)",
+		"Writing app: 50% (500 B of 1000 B)",
+		"Writing app: 60% (600 B of 1000 B)",
+		"Writing app: 70% (700 B of 1000 B)",
+		"Writing app: 80% (800 B of 1000 B)",
+		"Writing app: 90% (900 B of 1000 B)",
+		"Writing app: 100% (1000 B) in 2.0s, 500 B/s",
+	}
+	if got := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout = %q", out)
+	}
+}
+
+func TestProgressTTY(t *testing.T) {
+	p, _, errb := newTest(false, false)
+	p.tty = true
+	p.now = fakeClock(time.Millisecond)
+	pr := p.Progress()
+	pr(ProgressEvent{Stage: "writing", Part: "boot", Done: 0, Total: 4096})
+	pr(ProgressEvent{Stage: "writing", Part: "boot", Done: 1, Total: 4096}) // still 0%: no redraw
+	pr(ProgressEvent{Stage: "writing", Part: "boot", Done: 2048, Total: 4096})
+	p.Infof("note")                                                            // erases the bar first
+	pr(ProgressEvent{Stage: "writing", Part: "boot", Done: 2049, Total: 4096}) // redrawn after the message
+	pr(ProgressEvent{Stage: "writing", Part: "boot", Done: 4096, Total: 4096})
+	pr(ProgressEvent{Stage: "writing", Part: "boot", Done: 4096, Total: 4096}) // duplicate: ignored
+	got := errb.String()
+	want := "\rWriting boot [........................]   0%  0 B / 4.0 KiB\x1b[K" +
+		"\rWriting boot [############............]  50%  2.0 KiB / 4.0 KiB\x1b[K" +
+		"\r\x1b[Knote\n" +
+		"\rWriting boot [############............]  50%  2.0 KiB / 4.0 KiB\x1b[K" +
+		"\rWriting boot [########################] 100%  4.0 KiB / 4.0 KiB\x1b[K\n"
+	if got != want {
+		t.Errorf("stderr =\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestProgressTTYNewPhaseKeepsOldLine(t *testing.T) {
+	p, _, errb := newTest(false, false)
+	p.tty = true
+	p.now = fakeClock(time.Millisecond)
+	pr := p.Progress()
+	pr(ProgressEvent{Stage: "erasing", Done: 0, Total: 10})
+	pr(ProgressEvent{Stage: "writing", Part: "fs", Done: 0, Total: 0})
+	want := "\rErasing [........................]   0%  0 B / 10 B\x1b[K\n" +
+		"\rWriting fs  0 B\x1b[K"
+	if errb.String() != want {
+		t.Errorf("stderr =\n%q\nwant\n%q", errb, want)
+	}
+}
+
+func TestProgressJSON(t *testing.T) {
+	p, out, errb := newTest(true, false)
+	p.now = fakeClock(time.Millisecond)
+	write(p.Progress(), "app", 200, 1) // 201 events, 101 distinct percentages
+	lines := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n")
+	if len(lines) != 101 {
+		t.Errorf("got %d progress lines, want 101 (one per percent)", len(lines))
+	}
+	var last struct{ Progress ProgressEvent }
+	for _, l := range lines {
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+	}
+	if want := (ProgressEvent{Stage: "writing", Part: "app", Done: 200, Total: 200}); last.Progress != want {
+		t.Errorf("last event = %+v, want %+v", last.Progress, want)
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout = %q", out)
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 4 << 20: "4.0 MiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

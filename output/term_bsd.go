@@ -1,0 +1,12 @@
+//go:build darwin || dragonfly || freebsd || netbsd || openbsd
+
+package output
+
+import "golang.org/x/sys/unix"
+
+// isTerminal asks the tty driver for its settings, which only a terminal
+// has (what golang.org/x/term does, without adding that module).
+func isTerminal(fd uintptr) bool {
+	_, err := unix.IoctlGetTermios(int(fd), unix.TIOCGETA)
+	return err == nil
+}
