@@ -28,6 +28,9 @@ type ConnectOptions struct {
 	ManualWait time.Duration
 	// Status, when set, receives short progress messages.
 	Status func(msg string)
+	// Prompt, when set, receives what the user must do by hand (enter
+	// download mode with the buttons) while ManualWait runs.
+	Prompt func(msg string)
 }
 
 // Loader is a connection to a chip's ROM loader (or to a flasher stub).
@@ -59,8 +62,9 @@ func (e *ConnectError) Error() string {
 		msg += ": the chip is in download mode but does not answer (serial TX path down or wrong baud)"
 	case e.BootMode != "":
 		msg += fmt.Sprintf(": the chip booted in mode %s, not download mode", e.BootMode)
-	case e.NotReset:
-		msg += ": this port cannot drive the reset lines (DTR/RTS), so the chip was not reset"
+	}
+	if e.NotReset {
+		msg += "; this port cannot drive the reset lines (DTR/RTS), so the chip was not reset"
 	}
 	return msg
 }
@@ -130,7 +134,11 @@ func Connect(ctx context.Context, p port.Port, opt ConnectOptions) (*Loader, err
 		}
 	}
 	if opt.ManualWait > 0 {
-		status("the chip did not answer: hold BOOT (IO0), press and release EN (RST), then release BOOT; waiting...")
+		prompt := opt.Prompt
+		if prompt == nil {
+			prompt = status
+		}
+		prompt(fmt.Sprintf("the chip did not answer: hold BOOT (IO0), press and release EN (RST), then release BOOT; waiting %v...", opt.ManualWait.Round(time.Second)))
 		deadline := time.Now().Add(opt.ManualWait)
 		for time.Now().Before(deadline) {
 			stub, err := c.syncTries(ctx, 1)

@@ -23,6 +23,9 @@ var (
 	ErrFlashRange  = errors.New("sim: flash address out of range")
 	ErrFlashAlign  = errors.New("sim: flash address not aligned")
 	ErrFlashClosed = errors.New("sim: flash is closed")
+	// ErrFlashFileSize: a persisted flash file is of another size than
+	// the flash it should hold.
+	ErrFlashFileSize = errors.New("flash file size differs from the flash size")
 )
 
 // FlashTimings are how long the flash chip is busy per operation. The model
@@ -88,7 +91,7 @@ func NewFlash(size int, path string) (*Flash, error) {
 	case st.Size() == 0:
 		_, err = file.WriteAt(f.mem, 0)
 	case st.Size() != int64(size):
-		err = fmt.Errorf("%s holds %d bytes, the flash has %d", path, st.Size(), size)
+		err = fmt.Errorf("%w: %s holds %d bytes, the flash has %d", ErrFlashFileSize, path, st.Size(), size)
 	default:
 		_, err = file.ReadAt(f.mem, 0)
 	}

@@ -75,6 +75,7 @@ func connectLoader(ctx context.Context, a *app, o resetOptions) (port.Port, *fla
 		Reset:      o.reset,
 		ManualWait: a.opts.Timeout,
 		Status:     func(m string) { a.out.Debugf("%s", m) },
+		Prompt:     func(m string) { a.out.Infof("%s", m) },
 	})
 	if err != nil {
 		p.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -104,6 +105,9 @@ func runSimServe(ctx context.Context, a *app, o simServeOptions) error {
 		Chip: chip, Board: sim.Board(o.board), FlashSize: size, FlashFile: o.flashFile,
 		Fast: o.fast, DownloadAtPowerOn: o.download,
 	})
+	if errors.Is(err, sim.ErrFlashFileSize) {
+		return output.WithExitCode(output.WithHint(err, "give the --flash-size the file was made with, or another --flash-file"), output.ExitBadInput)
+	}
 	if err != nil {
 		return &output.UsageError{Err: err}
 	}
