@@ -103,7 +103,7 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max]
 //
 // id names a device shared by every Open of the same id in this process,
 // so that a test can reconnect to the device it flashed.
@@ -141,6 +141,12 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			cfg.DownloadAtPowerOn = v != "0" && v != "false"
 		case "id":
 			id = v
+		case "timing":
+			t, err := ParseTimings(v)
+			if err != nil {
+				return cfg, "", err
+			}
+			cfg.Timings = &t
 		case "mac":
 			m, err := parseMAC(v)
 			if err != nil {
@@ -148,10 +154,22 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			cfg.MAC = m
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()
+}
+
+// ParseTimings names a set of flash timings: "typ" (datasheet typical,
+// the default) or "max" (datasheet maxima).
+func ParseTimings(s string) (FlashTimings, error) {
+	switch s {
+	case "", "typ", "typical":
+		return DefaultFlashTimings(), nil
+	case "max":
+		return MaxFlashTimings(), nil
+	}
+	return FlashTimings{}, fmt.Errorf("sim: unknown flash timing %q (typ, max)", s)
 }
 
 // ParseSize reads sizes such as 4M, 4MB, 512K, 4194304.

@@ -395,3 +395,23 @@ func TestChipsTableMatchesDevice(t *testing.T) {
 		}
 	}
 }
+
+// The ROM erases before it answers FLASH_BEGIN, taking the modelled erase
+// time: a 64 KiB block at datasheet-typical (150 ms) or maximum (2 s)
+// timing. Only lower bounds are checked: the model must not be faster
+// than the chip.
+func TestROMEraseTakesModelledTime(t *testing.T) {
+	for _, tc := range []struct {
+		timing string
+		min    time.Duration
+	}{{"typ", 150 * time.Millisecond}, {"max", 2 * time.Second}} {
+		l, _ := connect(t, "sim://esp32?timing="+tc.timing)
+		start := time.Now()
+		if _, err := l.Command(context.Background(), flasher.OpFlashBegin, le(0x10000, 64, 0x400, 0x10000), 0, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el < tc.min {
+			t.Errorf("%s: FLASH_BEGIN of 64 KiB answered after %v, the erase alone takes %v", tc.timing, el, tc.min)
+		}
+	}
+}

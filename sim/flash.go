@@ -55,6 +55,17 @@ func DefaultFlashTimings() FlashTimings {
 	}
 }
 
+// MaxFlashTimings are the same part's datasheet maxima, for trying how a
+// flasher copes with a slow, worn chip.
+func MaxFlashTimings() FlashTimings {
+	return FlashTimings{
+		PageProgram:     3 * time.Millisecond,
+		SectorErase:     400 * time.Millisecond,
+		BlockErase:      2 * time.Second,
+		ChipErasePerMiB: 12500 * time.Millisecond,
+	}
+}
+
 // Flash is a SPI NOR flash chip: erasing sets bytes to 0xFF, programming
 // can only clear bits. Its contents can persist in a file. It is safe for
 // concurrent use.

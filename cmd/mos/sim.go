@@ -37,6 +37,7 @@ type simServeOptions struct {
 	flashSize string
 	fast      bool
 	download  bool
+	timing    string
 }
 
 func newSimServeCmd(a *app) *cobra.Command {
@@ -66,6 +67,7 @@ func newSimServeCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashSize, "flash-size", "4M", "flash size, 256K to 16M")
 	f.BoolVar(&o.fast, "fast", false, "skip modelled wire and flash times (for tests; not realistic)")
 	f.BoolVar(&o.download, "download", false, "power on with BOOT held: start in download mode")
+	f.StringVar(&o.timing, "flash-timing", "typ", "flash chip timings: typ (datasheet typical) or max (datasheet maxima)")
 	return cmd
 }
 
@@ -98,12 +100,16 @@ func runSimServe(ctx context.Context, a *app, o simServeOptions) error {
 	if err != nil {
 		return &output.UsageError{Err: err}
 	}
+	timings, err := sim.ParseTimings(o.timing)
+	if err != nil {
+		return &output.UsageError{Err: err}
+	}
 	if o.listen == "" && o.listenRaw == "" {
 		return output.Usagef("nothing to serve: give --listen or --listen-raw")
 	}
 	dev, err := sim.New(sim.Config{
 		Chip: chip, Board: sim.Board(o.board), FlashSize: size, FlashFile: o.flashFile,
-		Fast: o.fast, DownloadAtPowerOn: o.download,
+		Fast: o.fast, DownloadAtPowerOn: o.download, Timings: &timings,
 	})
 	if errors.Is(err, sim.ErrFlashFileSize) {
 		return output.WithExitCode(output.WithHint(err, "give the --flash-size the file was made with, or another --flash-file"), output.ExitBadInput)
