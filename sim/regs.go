@@ -38,10 +38,23 @@ func newRegisters(d *Device) *registers {
 	return r
 }
 
-// reset returns the peripherals to their power-on state.
+// reset returns the peripherals to the state the ROM leaves them in.
 func (r *registers) reset() {
 	r.mu.Lock()
 	r.stored = map[uint32]uint32{}
+	s := r.chip.SPI
+	switch r.chip.Key {
+	case "esp8266":
+		// Values read from real ESP8266 ROMs (USR, USR2). USR1 is not
+		// documented; the ROM's own flash reads leave 24 address bits and
+		// a long MISO length configured, which is what lets tools that never
+		// set USR1 (esptool-js) still read the 24-bit JEDEC ID.
+		r.stored[s.Base+s.Usr] = 0x80000044
+		r.stored[s.Base+s.Usr2] = 0x70000000
+		r.stored[s.Base+s.Usr1] = 0x5C00FF00
+	case "esp32":
+		r.stored[s.Base+s.Usr] = 0x80000040 // as read from real ESP32 ROMs
+	}
 	r.mu.Unlock()
 }
 
