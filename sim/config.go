@@ -43,7 +43,8 @@ func (b Board) enDelay() time.Duration {
 	case BoardUSBJTAG:
 		return time.Millisecond
 	}
-	return 5 * time.Millisecond
+	// 10 kOhm and 1 uF, as on common dev boards: about 10 ms
+	return 10 * time.Millisecond
 }
 
 // Config describes a virtual device.
@@ -62,6 +63,9 @@ type Config struct {
 	MAC [6]byte
 	// Timings of the flash chip; zero means DefaultFlashTimings.
 	Timings *FlashTimings
+	// BridgeMaxBaud models a USB-UART bridge that cannot go faster: asked
+	// for more, it runs at this rate (and the line garbles). 0: no limit.
+	BridgeMaxBaud int
 }
 
 func (c *Config) setDefaults() error {
@@ -103,7 +107,7 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N]
 //
 // id names a device shared by every Open of the same id in this process,
 // so that a test can reconnect to the device it flashed.
@@ -141,6 +145,12 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			cfg.DownloadAtPowerOn = v != "0" && v != "false"
 		case "id":
 			id = v
+		case "maxbaud":
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return cfg, "", fmt.Errorf("sim: bad maxbaud %q", v)
+			}
+			cfg.BridgeMaxBaud = n
 		case "timing":
 			t, err := ParseTimings(v)
 			if err != nil {
@@ -154,7 +164,7 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			cfg.MAC = m
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()

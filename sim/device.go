@@ -139,6 +139,7 @@ func (d *Device) Connect() (*HostPort, error) {
 	h := &HostPort{dev: d, name: "sim://" + d.chip.Key}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.baud.Store(115200)
+	h.requested.Store(115200)
 	d.host = h
 	d.toHost.discard()
 	d.toHost.setDropping(false)
@@ -320,11 +321,12 @@ type HostPort struct {
 	name       string
 	ownsDevice bool
 
-	baud    atomic.Int64
-	timeout atomic.Int64 // nanoseconds; 0 = forever
-	closed  atomic.Bool
-	ctx     context.Context // ends at Close, so blocked calls return
-	cancel  context.CancelFunc
+	baud      atomic.Int64 // the rate the host side of the line really runs at
+	requested atomic.Int64 // the rate the host asked for
+	timeout   atomic.Int64 // nanoseconds; 0 = forever
+	closed    atomic.Bool
+	ctx       context.Context // ends at Close, so blocked calls return
+	cancel    context.CancelFunc
 }
 
 func (h *HostPort) context() context.Context { return h.ctx }
@@ -397,11 +399,15 @@ func (h *HostPort) SetBaudRate(baud int) error {
 	if baud <= 0 {
 		return fmt.Errorf("sim: invalid baud rate %d", baud)
 	}
+	h.requested.Store(int64(baud))
+	if m := h.dev.cfg.BridgeMaxBaud; m > 0 && baud > m {
+		baud = m // the bridge cannot go faster and silently stays below
+	}
 	h.baud.Store(int64(baud))
 	return nil
 }
 
-func (h *HostPort) BaudRate() int { return int(h.baud.Load()) }
+func (h *HostPort) BaudRate() int { return int(h.requested.Load()) }
 
 func (h *HostPort) SetDTR(on bool) error { return h.setLines(&on, nil) }
 func (h *HostPort) SetRTS(on bool) error { return h.setLines(nil, &on) }

@@ -1,0 +1,90 @@
+package flasher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mos-tool/mos/port"
+)
+
+// SessionOptions describe how to get a loader ready for flash work.
+type SessionOptions struct {
+	Connect ConnectOptions
+	// Baud is the rate to work at once connected (0: stay at 115200).
+	// When the link fails at that rate, lower standard rates are tried.
+	Baud int
+	// NoStub keeps talking to the ROM loader.
+	NoStub bool
+	// Warn receives notes the user should see (a baud fallback).
+	Warn func(msg string)
+}
+
+// fallbackBauds are tried, highest first, below a rate the link refuses.
+var fallbackBauds = []int{2000000, 1500000, 921600, 460800, 230400, 115200}
+
+// Open connects to the chip, starts the flasher stub (unless NoStub) and
+// moves to the working baud rate, falling back to lower rates when the
+// link gives errors. ESP32-family ROMs change rate before the stub upload,
+// so that the stub travels fast too (the stub keeps the UART as the ROM
+// left it); the ESP8266 ROM cannot, so its stub does it.
+func Open(ctx context.Context, p port.Port, opt SessionOptions) (*Loader, error) {
+	warn := opt.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	l, err := Connect(ctx, p, opt.Connect)
+	if err != nil {
+		return nil, err
+	}
+	target := opt.Baud
+	if target <= 0 {
+		target = p.BaudRate()
+	}
+	for {
+		err := l.prepare(ctx, opt.NoStub, target)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, ErrLink) {
+			return nil, err
+		}
+		lower := 0
+		for _, b := range fallbackBauds {
+			if b < target {
+				lower = b
+				break
+			}
+		}
+		if lower == 0 {
+			return nil, err
+		}
+		warn(fmt.Sprintf("the link gives errors at %d baud; trying %d", target, lower))
+		target = lower
+		// The chip now listens at a rate we cannot use: start over.
+		if err := p.SetBaudRate(port.DefaultBaud); err != nil {
+			return nil, err
+		}
+		if l, err = Connect(ctx, p, opt.Connect); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (l *Loader) prepare(ctx context.Context, noStub bool, baud int) error {
+	if !noStub && !l.Stub && !l.Chip.IsESP8266() {
+		if err := l.ChangeBaud(ctx, baud); err != nil {
+			return err
+		}
+	}
+	if !noStub {
+		if err := l.RunStub(ctx); err != nil {
+			return err
+		}
+	}
+	err := l.ChangeBaud(ctx, baud)
+	if errors.Is(err, ErrUnsupported) {
+		return nil // ESP8266 ROM: stays at 115200
+	}
+	return err
+}
