@@ -25,7 +25,8 @@ FUZZ_TARGETS := \
 	./rfc2217:FuzzParser \
 	./rfc2217:FuzzRoundTrip \
 	./fwimage:FuzzParse \
-	./fwimage:FuzzPartitionTable
+	./fwimage:FuzzPartitionTable \
+	./fwbundle:FuzzRead
 
 # Prerequisites of `make test`: the pinned npm packages the interop tests
 # run (esptool-js, the judge of the virtual device).
@@ -62,8 +63,7 @@ demo: build
 	./bin/mos --port sim://esp32 chip-info
 
 bench:
-	@echo "bench: no benchmarks yet. They come with the flasher (flash write/verify"
-	@echo "throughput against sim:// and real boards); no numbers until then."
+	@echo "bench: not yet"
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -74,3 +74,5 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+include firmware-images/Makefile.inc
