@@ -207,3 +207,31 @@ func TestFlashSizeFromID(t *testing.T) {
 		}
 	}
 }
+
+// Revision and crystal come from the eFuse words and UART divider the
+// virtual device models (an ESP32-D0WD v3.0, an ESP32-C3 v0.4).
+func TestChipRevisionAndCrystal(t *testing.T) {
+	tests := []struct {
+		chip, rev string
+		xtal      int
+		security  bool
+	}{
+		{"esp32", "v3.0", 40, false},
+		{"esp32c3", "v0.4", 40, true},
+		{"esp8266", "", 26, false},
+	}
+	for _, tt := range tests {
+		p := openSim(t, "sim://"+tt.chip+"?fast=1")
+		l, err := Connect(context.Background(), p, ConnectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := l.ReadInfo(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Revision != tt.rev || info.CrystalMHz != tt.xtal || (info.Security != nil) != tt.security {
+			t.Errorf("%s: revision %q crystal %d security %v; want %q %d %v", tt.chip, info.Revision, info.CrystalMHz, info.Security, tt.rev, tt.xtal, tt.security)
+		}
+	}
+}

@@ -2,8 +2,11 @@ package flasher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+
+	"github.com/mos-tool/mos/chips"
 )
 
 // MAC reads the factory MAC address from the chip's eFuses.
@@ -149,12 +152,137 @@ func FlashSizeFromID(id uint32) int {
 
 // Info is what chip-info reports.
 type Info struct {
-	Chip      string `json:"chip"`
-	MAC       string `json:"mac"`
-	FlashID   string `json:"flash_id"`
-	FlashSize int    `json:"flash_size"`
-	Stub      bool   `json:"stub"`
-	Reset     string `json:"reset,omitempty"`
+	Chip       string    `json:"chip"`
+	Revision   string    `json:"revision,omitempty"` // vMAJOR.MINOR
+	CrystalMHz int       `json:"crystal_mhz"`
+	MAC        string    `json:"mac"`
+	FlashID    string    `json:"flash_id"`
+	FlashSize  int       `json:"flash_size"`
+	Security   *Security `json:"security,omitempty"` // chips whose ROM reports it
+	Stub       bool      `json:"stub"`
+	Reset      string    `json:"reset,omitempty"`
+}
+
+// Security is the ROM's GET_SECURITY_INFO answer, decoded.
+type Security struct {
+	Flags              uint32 `json:"flags"`
+	SecureBoot         bool   `json:"secure_boot"`
+	SecureDownloadMode bool   `json:"secure_download_mode"`
+	FlashEncryption    bool   `json:"flash_encryption"`
+	JTAGDisabled       bool   `json:"jtag_disabled"`
+	USBDisabled        bool   `json:"usb_disabled"`
+}
+
+// SecurityInfo asks the ROM (or stub) for the chip's security state. Chips
+// without the command (ESP8266, ESP32) give ErrUnsupported.
+func (l *Loader) SecurityInfo(ctx context.Context) (*Security, error) {
+	if l.Chip.SecurityInfo == chips.SecurityInfoNone {
+		return nil, ErrUnsupported
+	}
+	r, err := l.Command(ctx, OpSecurityInfo, nil, 0, DefaultTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Data) < 12 {
+		return nil, fmt.Errorf("security info of %d bytes", len(r.Data))
+	}
+	flags := uint32(r.Data[0]) | uint32(r.Data[1])<<8 | uint32(r.Data[2])<<16 | uint32(r.Data[3])<<24
+	crypt := r.Data[4]
+	ones := 0
+	for b := crypt; b != 0; b &= b - 1 {
+		ones++
+	}
+	return &Security{
+		Flags:              flags,
+		SecureBoot:         flags&(1<<0) != 0,
+		SecureDownloadMode: flags&(1<<2) != 0,
+		FlashEncryption:    ones%2 == 1, // an odd count of set bits enables it
+		JTAGDisabled:       flags&(3<<6) != 0,
+		USBDisabled:        flags&(1<<8) != 0,
+	}, nil
+}
+
+// Revision reads the chip revision from its eFuses (chips.md, "revision").
+func (l *Loader) Revision(ctx context.Context) (string, error) {
+	c := l.Chip
+	rd := func(addr uint32) (uint32, error) { return l.ReadReg(ctx, addr) }
+	bits := func(v uint32, hi, lo uint) uint32 { return (v >> lo) & (1<<(hi-lo+1) - 1) }
+	b1 := c.EfuseBase + 0x44
+	var major, minor uint32
+	switch c.Key {
+	case "esp8266":
+		return "", nil
+	case "esp32":
+		w3, err := rd(c.EfuseBase + 0x0C)
+		if err != nil {
+			return "", err
+		}
+		w5, err := rd(c.EfuseBase + 0x14)
+		if err != nil {
+			return "", err
+		}
+		apb, err := rd(0x3FF6607C)
+		if err != nil {
+			return "", err
+		}
+		code := bits(apb, 31, 31)<<2 | bits(w5, 20, 20)<<1 | bits(w3, 15, 15)
+		major = map[uint32]uint32{0: 0, 1: 1, 3: 2, 7: 3}[code]
+		minor = bits(w5, 25, 24)
+	case "esp32s2":
+		w3, err := rd(b1 + 12)
+		if err != nil {
+			return "", err
+		}
+		w4, err := rd(b1 + 16)
+		if err != nil {
+			return "", err
+		}
+		major, minor = bits(w3, 19, 18), bits(w3, 20, 20)<<3|bits(w4, 6, 4)
+	case "esp32s3", "esp32c3":
+		w3, err := rd(b1 + 12)
+		if err != nil {
+			return "", err
+		}
+		w5, err := rd(b1 + 20)
+		if err != nil {
+			return "", err
+		}
+		major, minor = bits(w5, 25, 24), bits(w5, 23, 23)<<3|bits(w3, 20, 18)
+	case "esp32c6":
+		w3, err := rd(b1 + 12)
+		if err != nil {
+			return "", err
+		}
+		major, minor = bits(w3, 23, 22), bits(w3, 21, 18)
+	default:
+		return "", nil
+	}
+	return fmt.Sprintf("v%d.%d", major, minor), nil
+}
+
+// CrystalMHz is the crystal frequency: measured from the UART divider on
+// the ESP8266 and ESP32 (26 or 40 MHz parts exist), fixed on the others.
+func (l *Loader) CrystalMHz(ctx context.Context) (int, error) {
+	c := l.Chip
+	if c.Key != "esp8266" && c.Key != "esp32" {
+		return 40, nil
+	}
+	div, err := l.ReadReg(ctx, c.UARTClkDivReg)
+	if err != nil {
+		return 0, err
+	}
+	k := 1.0
+	if c.IsESP8266() {
+		k = 2 // the ESP8266 UART runs from twice the crystal
+	}
+	mhz := float64(l.Port().BaudRate()) * float64(div&0xFFFFF) / 1e6 / k
+	switch {
+	case mhz > 45:
+		return 48, nil
+	case mhz > 33:
+		return 40, nil
+	}
+	return 26, nil
 }
 
 // ReadInfo gathers the chip's identity, MAC and flash.
@@ -167,12 +295,24 @@ func (l *Loader) ReadInfo(ctx context.Context) (*Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading flash ID: %w", err)
 	}
-	return &Info{
+	info := &Info{
 		Chip:      l.Chip.Name,
 		MAC:       mac.String(),
 		FlashID:   fmt.Sprintf("0x%06X", id),
 		FlashSize: FlashSizeFromID(id),
 		Stub:      l.Stub,
 		Reset:     l.Reset,
-	}, nil
+	}
+	if info.Revision, err = l.Revision(ctx); err != nil {
+		return nil, fmt.Errorf("reading chip revision: %w", err)
+	}
+	if info.CrystalMHz, err = l.CrystalMHz(ctx); err != nil {
+		return nil, fmt.Errorf("reading crystal frequency: %w", err)
+	}
+	if sec, err := l.SecurityInfo(ctx); err == nil {
+		info.Security = sec
+	} else if !errors.Is(err, ErrUnsupported) {
+		return nil, fmt.Errorf("reading security info: %w", err)
+	}
+	return info, nil
 }

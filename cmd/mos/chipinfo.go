@@ -62,7 +62,16 @@ func (r chipInfoResult) Text() string {
 			size = fmt.Sprintf("%d KiB", r.FlashSize>>10)
 		}
 	}
-	return fmt.Sprintf("Chip:       %s\nMAC:        %s\nFlash ID:   %s\nFlash size: %s", r.Chip, r.MAC, r.FlashID, size)
+	chip := r.Chip
+	if r.Revision != "" {
+		chip += " (revision " + r.Revision + ")"
+	}
+	s := fmt.Sprintf("Chip:       %s\nCrystal:    %d MHz\nMAC:        %s\nFlash ID:   %s\nFlash size: %s", chip, r.CrystalMHz, r.MAC, r.FlashID, size)
+	if sec := r.Security; sec != nil {
+		s += fmt.Sprintf("\nSecurity:   secure boot %s, flash encryption %s, secure download mode %s, JTAG %s",
+			onOff(sec.SecureBoot), onOff(sec.FlashEncryption), onOff(sec.SecureDownloadMode), map[bool]string{true: "disabled", false: "enabled"}[sec.JTAGDisabled])
+	}
+	return s
 }
 
 // connectLoader opens the port and gets the chip's ROM loader to answer.
@@ -118,3 +127,10 @@ func usageErr(cmd *cobra.Command, err error) error {
 // isNoLines: a port without DTR/RTS cannot reset the board; that is
 // reported when connecting, not an error when leaving.
 func isNoLines(err error) bool { return errors.Is(err, port.ErrNoControlLines) }
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}

@@ -68,7 +68,12 @@ func newRootCmd(a *app) *cobra.Command {
 		newVersionCmd(a),
 		newPortsCmd(a),
 		newChipInfoCmd(a),
+		newFlashCmd(a),
+		newFlashReadCmd(a),
+		newFlashEraseCmd(a),
 		newSimCmd(a),
+		newFwCmd(a),
+		newCreateFwBundleCmd(a),
 	)
 	return root
 }

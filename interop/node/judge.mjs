@@ -44,7 +44,7 @@ const md5hex = (b) => createHash("md5").update(b).digest("hex");
 function usage(msg) {
   process.stderr.write(
     (msg ? `judge: ${msg}\n` : "") +
-      "usage: node judge.mjs --port HOST:PORT --chip NAME --baud N --image FILE --addr N [--no-stub] [--out JSON] [--trace] [--timeout S]\n",
+      "usage: node judge.mjs --port HOST:PORT --chip NAME --baud N --image FILE --addr N [--no-stub | --read-only] [--out JSON] [--trace] [--timeout S]\n",
   );
   process.exit(2);
 }
@@ -65,6 +65,9 @@ try {
       image: { type: "string" },
       addr: { type: "string" },
       "no-stub": { type: "boolean", default: false },
+      // read-only: the image is already on flash (written by mos flash);
+      // esptool-js only reads it back and compares.
+      "read-only": { type: "boolean", default: false },
       out: { type: "string" },
       trace: { type: "boolean", default: false },
       timeout: { type: "string", default: "150" },
@@ -82,6 +85,7 @@ const tcpPort = parseInt(m[2], 10);
 const baud = parseNumber(opts.baud, "--baud");
 const address = parseNumber(opts.addr, "--addr");
 const noStub = opts["no-stub"];
+const readOnly = opts["read-only"];
 const timeoutMs = parseNumber(opts.timeout, "--timeout") * 1000;
 
 const result = {
@@ -272,6 +276,14 @@ async function run() {
     check(loader.IS_STUB, "esptool-js did not start its stub");
     await changeBaud();
     await step("flash id", readFlashId);
+    if (readOnly) {
+      result.flashMd5 = digestFromMd5sum(await step("md5", () => loader.flashMd5sum(address, padded.length)));
+      result.md5ok = result.flashMd5 === result.md5;
+      check(result.md5ok, `flash MD5 ${result.flashMd5}, file MD5 ${result.md5}`);
+      await readBack();
+    }
+  }
+  if (!noStub && !readOnly) {
     await step("write flash", () =>
       loader.writeFlash({
         fileArray: [{ data: file, address }],
@@ -289,7 +301,7 @@ async function run() {
     result.md5ok = result.flashMd5 === result.md5;
     check(result.md5ok, `flash MD5 ${result.flashMd5}, file MD5 ${result.md5}`);
     await readBack();
-  } else {
+  } else if (noStub) {
     await changeBaud(); // the ESP32-family ROMs know CHANGE_BAUDRATE (old = 0)
     if (!isESP8266) {
       // esptool attaches the SPI flash before using it from the ROM;
