@@ -135,6 +135,17 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 	if err := bundle.Validate(chip, size); err != nil {
 		return err
 	}
+	// flasher_args.json carries the build's flash settings: use them
+	// where no flag says otherwise.
+	if o.flashMode == "keep" && bundle.FlashMode != "" {
+		o.flashMode = bundle.FlashMode
+	}
+	if o.flashSize == "keep" && bundle.FlashSize != "" {
+		o.flashSize = bundle.FlashSize
+	}
+	if o.flashFreq == "keep" && bundle.FlashFreq != "" {
+		o.flashFreq = bundle.FlashFreq
+	}
 	regions, err := flashRegions(a, chip, bundle, size, o)
 	if err != nil {
 		return err

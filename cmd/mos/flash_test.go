@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/sim"
@@ -106,4 +107,74 @@ func TestFlashRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The demo bundle flashes onto its chip and boots: the virtual device
+// prints the app descriptor of the demo firmware.
+func TestFlashDemoBundleBoots(t *testing.T) {
+	for _, chip := range []string{"esp32", "esp32c3", "esp8266"} {
+		t.Run(chip, func(t *testing.T) {
+			t.Parallel()
+			id := t.Name()
+			r := mos{}.run(t, "--port", "sim://"+chip+"?fast=1&id="+id, "flash", "../../firmware-images/"+chip+"-demo.zip")
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			dev := sim.Shared(id)
+			defer dev.Close()
+			waitState(t, dev, "app")
+		})
+	}
+}
+
+func waitState(t *testing.T, dev *sim.Device, want string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if dev.State() == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("device state %q, want %q", dev.State(), want)
+}
+
+// A bundle for another chip is refused before any write, with a hint
+// naming --chip; --chip overrides.
+func TestFlashChipMismatch(t *testing.T) {
+	id := t.Name()
+	url := "sim://esp32c3?fast=1&id=" + id
+	r := mos{}.run(t, "--port", url, "flash", "../../firmware-images/esp32-demo.zip", "--json")
+	if r.code != output.ExitBadInput {
+		t.Fatalf("exit %d, want %d\n%s%s", r.code, output.ExitBadInput, r.stdout, r.stderr)
+	}
+	e := oneJSON(t, r.stdout)["error"].(map[string]any)
+	if !strings.Contains(e["hint"].(string), "--chip") {
+		t.Errorf("hint %q does not name --chip", e["hint"])
+	}
+	dev := sim.Shared(id)
+	defer dev.Close()
+	buf := make([]byte, 0x1000)
+	dev.Flash().ReadAt(buf, 0x10000)
+	if !bytes.Equal(buf, bytes.Repeat([]byte{0xFF}, len(buf))) {
+		t.Fatal("flash written despite the chip mismatch")
+	}
+}
+
+// --flash-size detect rewrites the bootloader header and its SHA-256, so
+// the ROM still accepts it.
+func TestFlashPatchesBootloaderParams(t *testing.T) {
+	id := t.Name()
+	r := mos{}.run(t, "--port", "sim://esp32?fast=1&flash=16M&id="+id, "flash", "../../firmware-images/esp32-demo.zip",
+		"--flash-size", "detect", "--flash-mode", "dout", "--flash-freq", "80m")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dev := sim.Shared(id)
+	defer dev.Close()
+	hdr := make([]byte, 4)
+	dev.Flash().ReadAt(hdr, 0x1000)
+	if hdr[2] != 3 || hdr[3] != 0x4F {
+		t.Fatalf("bootloader header % x: want mode 3 (dout), size 16MB (4) / 80m (F)", hdr)
+	}
+	waitState(t, dev, "app") // the recomputed digest is accepted
 }
