@@ -56,11 +56,12 @@ $(INTEROP_NODE)/node_modules/.installed: $(INTEROP_NODE)/package.json $(INTEROP_
 	touch $@
 
 # The main job on an embedded default: a virtual ESP32 with real wire and
-# flash timing, reset into its ROM loader, detected and read out. It grows
-# into flash + provision as those land.
+# flash timing (its flash kept in bin/), flashed with the demo firmware and
+# booted. A second run is quick: nothing on flash needs rewriting.
+DEMO_PORT := sim://esp32?flash-file=bin/demo-esp32.flash
 demo: build
-	./bin/mos version
-	./bin/mos --port sim://esp32 chip-info
+	./bin/mos --port '$(DEMO_PORT)' chip-info
+	./bin/mos --port '$(DEMO_PORT)' flash firmware-images/esp32-demo.zip
 
 bench:
 	@echo "bench: not yet"
