@@ -63,8 +63,8 @@ demo: build
 	./bin/mos --port '$(DEMO_PORT)' chip-info
 	./bin/mos --port '$(DEMO_PORT)' flash firmware-images/esp32-demo.zip
 
-bench:
-	@echo "bench: not yet"
+bench: build interop-deps
+	$(GO) run ./bench
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

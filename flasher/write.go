@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -213,16 +215,47 @@ func (l *Loader) writeRegion(ctx context.Context, r Region, sum [16]byte, rep *R
 		rep.State = StateUnverified
 		return nil
 	}
-	progress("verifying", r.Name, 0, int64(len(r.Data)))
-	got, err := l.FlashMD5(ctx, r.Addr, len(r.Data))
-	if err != nil {
-		return err
+	// The sectors the diff found equal were verified by it; the spans
+	// written now are checked one by one. Without a diff the whole region.
+	check := ranges
+	if opt.Force {
+		check = []span{{0, len(r.Data)}}
 	}
-	if got != sum {
-		return &VerifyError{Region: r.Name, Addr: r.Addr, Want: hex.EncodeToString(sum[:]), Got: hex.EncodeToString(got[:])}
+	progress("verifying", r.Name, 0, int64(len(r.Data)))
+	for _, s := range check {
+		data := r.Data[s.from:s.to]
+		want := md5.Sum(data)
+		if s.from == 0 && s.to == len(r.Data) {
+			want = sum
+		}
+		got, err := l.FlashMD5(ctx, r.Addr+uint32(s.from), s.len())
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return &VerifyError{Region: r.Name, Addr: r.Addr + uint32(s.from), Want: hex.EncodeToString(want[:]), Got: hex.EncodeToString(got[:])}
+		}
 	}
 	rep.State = StateVerified
 	return nil
+}
+
+// blankMD5 is the MD5 of n bytes of erased flash (0xFF), computed without
+// holding n bytes.
+func blankMD5(n int) [16]byte {
+	var ff [4096]byte
+	for i := range ff {
+		ff[i] = 0xFF
+	}
+	h := md5.New()
+	for n > 0 {
+		k := min(n, len(ff))
+		h.Write(ff[:k])
+		n -= k
+	}
+	var out [16]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // span is a byte range [from, to) of a region.
@@ -241,6 +274,10 @@ func (l *Loader) diff(ctx context.Context, r Region, sum [16]byte) ([]span, erro
 	}
 	if got == sum {
 		return nil, nil
+	}
+	if got == blankMD5(len(r.Data)) {
+		// erased flash (a new board, or after an erase): all of it differs
+		return []span{{0, len(r.Data)}}, nil
 	}
 	var out []span
 	add := func(from, to int) {
@@ -271,7 +308,7 @@ func (l *Loader) diff(ctx context.Context, r Region, sum [16]byte) ([]span, erro
 		if err != nil {
 			return false, false, err
 		}
-		return h == md5.Sum(data), h == md5.Sum(bytes.Repeat([]byte{0xFF}, s.len())), nil
+		return h == md5.Sum(data), h == blankMD5(s.len()), nil
 	}
 	for _, c := range bounds(chunkSize) {
 		same, blank, err := equal(c)
@@ -315,6 +352,9 @@ func (l *Loader) writeSpan(ctx context.Context, addr uint32, data []byte, compre
 }
 
 func (l *Loader) writeDeflated(ctx context.Context, addr uint32, data []byte, block int, progress func(int)) (int, error) {
+	if l.Stub {
+		return l.writeDeflatedStream(ctx, addr, data, block, progress)
+	}
 	var zb bytes.Buffer
 	zw, _ := zlib.NewWriterLevel(&zb, zlib.BestCompression)
 	zw.Write(data)
@@ -359,13 +399,7 @@ func (l *Loader) writeDeflated(ctx context.Context, addr uint32, data []byte, bl
 		done += per[seq]
 		progress(done)
 	}
-	if l.Stub {
-		// Stay in the loader (1): the last block's write completes first.
-		if _, err := l.Command(ctx, OpFlashDeflEnd, le(1), 0, perMB(40*time.Second, stubBlock*4)); err != nil {
-			return sent, fmt.Errorf("FLASH_DEFL_END at 0x%X: %w", addr, err)
-		}
-	}
-	return sent, nil
+	return sent, nil // the ROM: FLASH_DEFL_END would leave the loader
 }
 
 func (l *Loader) writePlain(ctx context.Context, addr uint32, data []byte, block int, progress func(int)) (int, error) {
@@ -440,4 +474,74 @@ func esp8266EraseSize(offset, size uint32) uint32 {
 		return (n + 1) / 2 * sectorSize
 	}
 	return (n - head) * sectorSize
+}
+
+// writeDeflatedStream compresses while it sends, so that a large image is
+// never held twice in memory. The stub takes the block count of
+// FLASH_DEFL_BEGIN as an upper bound, so the count announced is what the
+// data could take at worst (deflate adds at most a few bytes per 16 KiB).
+func (l *Loader) writeDeflatedStream(ctx context.Context, addr uint32, data []byte, block int, progress func(int)) (int, error) {
+	bound := len(data) + len(data)/1000 + 64
+	blocks := (bound + block - 1) / block
+	begin := le(uint32(len(data)), uint32(blocks), uint32(block), addr)
+	if _, err := l.Command(ctx, OpFlashDeflBegin, begin, 0, DefaultTimeout); err != nil {
+		return 0, fmt.Errorf("FLASH_DEFL_BEGIN at 0x%X: %w", addr, err)
+	}
+	pr, pw := io.Pipe()
+	in := &countingReader{r: bytes.NewReader(data)}
+	go func() {
+		zw, _ := zlib.NewWriterLevel(pw, zlib.BestCompression)
+		_, err := io.Copy(zw, in)
+		if err == nil {
+			err = zw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	// The stub may still be writing the previous block's data when the
+	// next one arrives, so a block's timeout covers the uncompressed data
+	// of both (as far as the compressor's intake tells).
+	buf := make([]byte, block)
+	sent := 0
+	var lastIn, prevDelta int64
+	timeout := DefaultTimeout
+	for seq := 0; ; seq++ {
+		n, err := io.ReadFull(pr, buf)
+		if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return sent, err
+		}
+		now := in.n.Load()
+		delta := now - lastIn
+		lastIn = now
+		timeout = perMB(40*time.Second, int(delta+prevDelta))
+		prevDelta = delta
+		if err := l.dataBlock(ctx, OpFlashDeflData, buf[:n], seq, timeout); err != nil {
+			return sent, fmt.Errorf("block %d at 0x%X: %w", seq+1, addr, err)
+		}
+		sent += n
+		progress(min(int(now), len(data)))
+		if n < block {
+			break
+		}
+	}
+	progress(len(data))
+	if _, err := l.Command(ctx, OpFlashDeflEnd, le(1), 0, timeout); err != nil {
+		return sent, fmt.Errorf("FLASH_DEFL_END at 0x%X: %w", addr, err)
+	}
+	return sent, nil
+}
+
+// countingReader counts what the compressor has taken, for progress.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -132,6 +132,9 @@ func (l *loader) serve() error {
 		if l.fw != nil && l.fw.infl != nil {
 			l.fw.infl.close()
 		}
+		if l.fw != nil && l.fw.eraser != nil {
+			l.fw.eraser.stop()
+		}
 	}()
 	for {
 		frame, err := l.readFrame(time.Time{})

@@ -26,10 +26,130 @@ type flashWrite struct {
 	seq       uint32 // next expected sequence number
 	written   uint32 // bytes written so far
 
-	// stub: erases progressively, just ahead of the data
-	eraseNext, eraseEnd uint32
+	// stub: erases progressively, ahead of the data (see eraser)
+	eraser *eraser
 
 	infl *inflater
+}
+
+// eraser is the flasher stub's erase-ahead. Between commands, while it
+// waits for the next data block to arrive, the stub starts erasing the
+// next sector, or 64 KiB block where aligned, of the region announced by
+// FLASH_BEGIN; a block that needs flash not yet erased erases it first.
+// The flash chip does one operation at a time, so an erase under way
+// delays a program and the other way round.
+type eraser struct {
+	c          *cpu
+	mu         sync.Mutex
+	cond       *sync.Cond
+	next, end  uint32
+	busy       bool // the flash is erasing or programming
+	processing bool // a data block is being written: no new background erase
+	stopped    bool
+	err        error
+}
+
+func newEraser(c *cpu, start, end uint32) *eraser {
+	e := &eraser{c: c, next: start, end: end}
+	e.cond = sync.NewCond(&e.mu)
+	go e.run()
+	return e
+}
+
+// step erases the next sector or block; called with mu held, returns with
+// it held, releasing it while the flash works.
+func (e *eraser) step() error {
+	f := e.c.dev.flash
+	addr := e.next
+	e.busy = true
+	e.mu.Unlock()
+	var t time.Duration
+	var err error
+	size := uint32(sectorSize)
+	if addr%blockSize == 0 && e.end-addr >= blockSize {
+		size = blockSize
+		t, err = f.EraseBlock(addr)
+	} else {
+		t, err = f.EraseSector(addr)
+	}
+	if err == nil {
+		err = e.c.sleep(t)
+	}
+	e.mu.Lock()
+	e.busy = false
+	if err == nil {
+		e.next = addr + size
+	}
+	e.cond.Broadcast()
+	return err
+}
+
+func (e *eraser) run() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		for !e.stopped && e.next < e.end && (e.processing || e.busy) {
+			e.cond.Wait()
+		}
+		if e.stopped || e.next >= e.end || e.err != nil {
+			return
+		}
+		if err := e.step(); err != nil {
+			e.err = err
+			e.cond.Broadcast()
+			return
+		}
+	}
+}
+
+// erasedUpTo makes sure [.., end) of the region is erased, erasing what
+// the background has not reached yet, and then holds the flash for a
+// program operation (release with done).
+func (e *eraser) claim(end uint32) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		for e.busy {
+			e.cond.Wait()
+		}
+		if e.err != nil {
+			return e.err
+		}
+		if e.next >= min(end, e.end) {
+			e.busy = true
+			return nil
+		}
+		if err := e.step(); err != nil {
+			e.err = err
+			return err
+		}
+	}
+}
+
+func (e *eraser) release() {
+	e.mu.Lock()
+	e.busy = false
+	e.cond.Broadcast()
+	e.mu.Unlock()
+}
+
+// setProcessing marks a data block in progress: the background erase
+// pauses, as the stub only starts erases between commands.
+func (e *eraser) setProcessing(on bool) {
+	e.mu.Lock()
+	e.processing = on
+	e.cond.Broadcast()
+	e.mu.Unlock()
+}
+
+func (e *eraser) stop() {
+	e.mu.Lock()
+	e.stopped = true
+	e.cond.Broadcast()
+	for e.busy {
+		e.cond.Wait()
+	}
+	e.mu.Unlock()
 }
 
 func (l *loader) flashBegin(op byte, data []byte) (reply, error) {
@@ -66,9 +186,12 @@ func (l *loader) flashBegin(op byte, data []byte) (reply, error) {
 	if fw.deflate {
 		fw.infl = newInflater()
 	}
+	if l.fw != nil && l.fw.eraser != nil {
+		l.fw.eraser.stop()
+	}
 	l.fw = fw
 	if l.stub {
-		fw.eraseNext, fw.eraseEnd = start, end
+		fw.eraser = newEraser(l.c, start, end)
 		return reply{}, nil
 	}
 	// The ROM erases the whole region before it answers.
@@ -141,7 +264,16 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 		block := append([]byte(nil), payload...)
 		done := make(chan error, 1)
 		l.pending = done
-		go func() { done <- l.writeBlock(fw, block) }()
+		if fw.eraser != nil {
+			fw.eraser.setProcessing(true)
+		}
+		go func() {
+			err := l.writeBlock(fw, block)
+			if fw.eraser != nil {
+				fw.eraser.setProcessing(false)
+			}
+			done <- err
+		}()
 		return reply{}, nil
 	}
 	fw.seq++
@@ -202,34 +334,29 @@ func (l *loader) program(fw *flashWrite, data []byte) error {
 		// one sector's worth at a time, so a reset mid-block leaves what a
 		// real chip would: the sectors done so far
 		n := min(len(data), int(sectorSize-addr%sectorSize))
-		var t time.Duration
-		if l.stub {
-			for fw.eraseNext < fw.eraseEnd && fw.eraseNext < addr+uint32(n) {
-				var et time.Duration
-				var err error
-				if fw.eraseNext%blockSize == 0 && fw.eraseEnd-fw.eraseNext >= blockSize {
-					et, err = f.EraseBlock(fw.eraseNext)
-					fw.eraseNext += blockSize
-				} else {
-					et, err = f.EraseSector(fw.eraseNext)
-					fw.eraseNext += sectorSize
+		if fw.eraser != nil {
+			if err := fw.eraser.claim(addr + uint32(n)); err != nil {
+				if l.c.ctx.Err() != nil {
+					return l.c.ctx.Err()
 				}
-				if err != nil {
-					return l.refuse(romFlashWrite, stubSPIFailed)
-				}
-				t += et
+				return l.refuse(romFlashWrite, stubSPIFailed)
 			}
 		}
-		pt, err := f.Program(addr, data[:n])
+		t, err := f.Program(addr, data[:n])
+		if err == nil {
+			err = l.c.sleep(t)
+		}
+		if fw.eraser != nil {
+			fw.eraser.release()
+		}
 		if err != nil {
+			if l.c.ctx.Err() != nil {
+				return l.c.ctx.Err()
+			}
 			return l.refuse(romFlashWrite, stubSPIFailed)
 		}
-		t += pt
 		fw.written += uint32(n)
 		data = data[n:]
-		if err := l.c.sleep(t); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -248,6 +375,9 @@ func (l *loader) flashEnd(op byte, data []byte) (reply, error) {
 	}
 	if fw != nil && fw.infl != nil {
 		fw.infl.close()
+	}
+	if fw != nil && fw.eraser != nil {
+		fw.eraser.stop()
 	}
 	l.fw = nil
 	stay := le32(data, 0) != 0
