@@ -99,6 +99,7 @@ func Connect(ctx context.Context, p port.Port, opt ConnectOptions) (*Loader, err
 	}
 	c := NewConn(p)
 	cerr := &ConnectError{Port: p.Name(), ManualWait: opt.ManualWait}
+	var seen []byte // console output of earlier attempts
 	for i := 0; i < attempts; i++ {
 		cerr.Attempts = i + 1
 		name := ""
@@ -106,6 +107,10 @@ func Connect(ctx context.Context, p port.Port, opt ConnectOptions) (*Loader, err
 			seq := plan[i%len(plan)]
 			name = seq.String()
 			status(fmt.Sprintf("resetting into download mode (%s)", seq.Name))
+			// what the chip printed so far (a banner from before this reset)
+			// still tells how it booted
+			c.keepJunk()
+			seen = appendBounded(seen, c.Junk)
 			c.Flush()
 			c.Junk = nil
 			if err := seq.Run(ctx, p); err != nil {
@@ -131,6 +136,9 @@ func Connect(ctx context.Context, p port.Port, opt ConnectOptions) (*Loader, err
 		if m := bootModeRe.FindSubmatch(c.Junk); m != nil {
 			cerr.BootMode = string(m[1])
 			cerr.Download = bytes.Contains(c.Junk, []byte("waiting for download"))
+		} else if m := bootModeRe.FindSubmatch(seen); m != nil && cerr.BootMode == "" {
+			cerr.BootMode = string(m[1])
+			cerr.Download = bytes.Contains(seen, []byte("waiting for download"))
 		}
 	}
 	if opt.ManualWait > 0 {
@@ -197,6 +205,15 @@ func (c *Conn) keepJunk() {
 	}
 	c.buf = nil
 	c.dec.Reset()
+}
+
+// appendBounded keeps the last 16 KiB of console output.
+func appendBounded(dst, src []byte) []byte {
+	dst = append(dst, src...)
+	if len(dst) > 16<<10 {
+		dst = dst[len(dst)-16<<10:]
+	}
+	return dst
 }
 
 var syncPayload = append([]byte{0x07, 0x07, 0x12, 0x20}, bytes.Repeat([]byte{0x55}, 32)...)

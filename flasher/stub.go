@@ -85,7 +85,13 @@ func (l *Loader) ChangeBaud(ctx context.Context, baud int) error {
 	if err := p.SetBaudRate(baud); err != nil {
 		return err
 	}
-	if err := sleep(ctx, 20*time.Millisecond); err != nil {
+	// A ROM switches right after its reply; Espressif's legacy stub waits
+	// 10 ms first. Bytes sent before the device switches are lost.
+	settle := 5 * time.Millisecond
+	if l.Stub {
+		settle = 20 * time.Millisecond
+	}
+	if err := sleep(ctx, settle); err != nil {
 		return err
 	}
 	l.Flush()
