@@ -14,9 +14,8 @@ import (
 // boot is the chip from the release of reset: the ROM banner, then either
 // the serial loader or the boot from SPI flash. It returns when the chip is
 // reset from outside (the context ends).
-func (c *cpu) boot(download bool) {
+func (c *cpu) boot(download bool, cause resetCause) {
 	d := c.dev
-	cause := d.resetKind
 	for c.ctx.Err() == nil {
 		d.uartBaud.Store(int64(d.chip.BootBaud))
 		d.autobaud.Store(false)

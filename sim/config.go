@@ -66,6 +66,9 @@ type Config struct {
 	// BridgeMaxBaud models a USB-UART bridge that cannot go faster: asked
 	// for more, it runs at this rate (and the line garbles). 0: no limit.
 	BridgeMaxBaud int
+	// WiFi is the radio environment the demo firmware's station and
+	// Wifi.Scan see. nil means DefaultWiFi(); an empty slice, no networks.
+	WiFi []AccessPoint
 }
 
 func (c *Config) setDefaults() error {
@@ -90,6 +93,9 @@ func (c *Config) setDefaults() error {
 	if c.MAC == ([6]byte{}) {
 		c.MAC = defaultMAC(c.Chip)
 	}
+	if c.WiFi == nil {
+		c.WiFi = DefaultWiFi()
+	}
 	return nil
 }
 
@@ -107,10 +113,11 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&wifi=NETWORKS]
 //
 // id names a device shared by every Open of the same id in this process,
-// so that a test can reconnect to the device it flashed.
+// so that a test can reconnect to the device it flashed. wifi replaces the
+// Wi-Fi environment (see ParseWiFi).
 func ParseURL(raw string) (cfg Config, id string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "sim" {
@@ -163,8 +170,14 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 				return cfg, "", err
 			}
 			cfg.MAC = m
+		case "wifi":
+			aps, err := ParseWiFi(v)
+			if err != nil {
+				return cfg, "", err
+			}
+			cfg.WiFi = aps
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, wifi)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()

@@ -258,26 +258,22 @@ func (d *Device) startLocked(cause resetCause, forceDownload bool, delay time.Du
 			if prev != nil {
 				<-prev // the previous run has noticed its cancellation
 			}
-			d.run(ctx, download)
+			d.run(ctx, download, cause)
 		}()
 	}
-	if delay <= 0 || d.cfg.Fast && delay < 10*time.Millisecond {
-		// still asynchronous: the caller holds d.mu
-		d.bootTimer = time.AfterFunc(0, start)
-		return
-	}
-	d.bootTimer = time.AfterFunc(delay, start)
+	// asynchronous even without delay: the caller holds d.mu
+	d.bootTimer = time.AfterFunc(max(delay, 0), start)
 }
 
 // run is the chip from reset until the next reset.
-func (d *Device) run(ctx context.Context, download bool) {
+func (d *Device) run(ctx context.Context, download bool, cause resetCause) {
 	d.toDev.setDropping(false)
 	d.toDev.discard()
 	d.uartBaud.Store(int64(d.chip.BootBaud))
 	d.autobaud.Store(false)
 	d.regs.reset()
 	c := &cpu{dev: d, ctx: ctx}
-	c.boot(download)
+	c.boot(download, cause)
 }
 
 // cpu is the code running between two resets: ROM, stub or firmware.
