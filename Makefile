@@ -56,12 +56,13 @@ $(INTEROP_NODE)/node_modules/.installed: $(INTEROP_NODE)/package.json $(INTEROP_
 	touch $@
 
 # The main job on an embedded default: a virtual ESP32 with real wire and
-# flash timing (its flash kept in bin/), flashed with the demo firmware and
-# booted. A second run is quick: nothing on flash needs rewriting.
+# flash timing (its flash kept in bin/), taken from blank to "Wi-Fi
+# connected, configured" by one mos provision: the embedded demo firmware
+# flashed, booted, joined to the virtual network. A second run is quick:
+# nothing needs re-flashing or reconfiguring.
 DEMO_PORT := sim://esp32?flash-file=bin/demo-esp32.flash
 demo: build
-	./bin/mos --port '$(DEMO_PORT)' chip-info
-	./bin/mos --port '$(DEMO_PORT)' flash firmware-images/esp32-demo.zip
+	./bin/mos --port '$(DEMO_PORT)' provision --wifi-ssid mos-demo-net --wifi-pass demo-pass-1234 --set debug.level=3
 
 bench: build interop-deps
 	$(GO) run ./bench

@@ -274,6 +274,18 @@ func Open(raw string) (*HostPort, error) {
 	return hp, nil
 }
 
+// unshare forgets a device that was closed, so that the next Open of its
+// id builds a fresh one.
+func unshare(d *Device) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	for id, sd := range shared {
+		if sd == d {
+			delete(shared, id)
+		}
+	}
+}
+
 // Shared returns the device registered under id by Open, or nil.
 func Shared(id string) *Device {
 	sharedMu.Lock()

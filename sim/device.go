@@ -122,6 +122,7 @@ func (d *Device) Close() error {
 	d.mu.Unlock()
 	d.toDev.close()
 	d.toHost.close()
+	unshare(d)
 	return d.flash.Close()
 }
 

@@ -28,6 +28,7 @@ type flashOptions struct {
 	flashMode string
 	flashSize string
 	flashFreq string
+	keepFS    bool
 }
 
 func newFlashCmd(a *app) *cobra.Command {
@@ -63,6 +64,7 @@ func newFlashCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashMode, "flash-mode", "keep", "bootloader flash mode: keep, qio, qout, dio, dout")
 	f.StringVar(&o.flashSize, "flash-size", "keep", "bootloader flash size: keep, detect, or e.g. 4MB")
 	f.StringVar(&o.flashFreq, "flash-freq", "keep", "bootloader flash frequency: keep, 80m, 40m, 26m, 20m")
+	f.BoolVar(&o.keepFS, "keep-fs", false, "do not write the bundle's filesystem part (keep the files and config on the board)")
 	return cmd
 }
 
@@ -218,7 +220,7 @@ func flashSize(ctx context.Context, a *app, l *flasher.Loader) (int, error) {
 func flashRegions(a *app, chip *chips.Chip, b *fwbundle.Bundle, size int, o flashOptions) ([]flasher.Region, error) {
 	var regions []flasher.Region
 	for _, part := range b.Parts {
-		if !part.Flash {
+		if !part.Flash || (o.keepFS && part.Type == "fs") {
 			continue
 		}
 		data := part.Data

@@ -75,6 +75,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
 	)
+	root.AddCommand(deviceCommands(a)...)
 	return root
 }
 

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	firmwareimages "github.com/mos-tool/mos/firmware-images"
+	"github.com/mos-tool/mos/flasher"
+	"github.com/mos-tool/mos/fwbundle"
+	"github.com/mos-tool/mos/output"
+	"github.com/mos-tool/mos/port"
+	"github.com/mos-tool/mos/provision"
+)
+
+type provisionOptions struct {
+	rpcOptions
+	reset     string
+	ssid      string
+	pass      string
+	sets      []string
+	force     bool
+	eraseData bool
+	noFlash   bool
+}
+
+func newProvisionCmd(a *app) *cobra.Command {
+	var o provisionOptions
+	cmd := &cobra.Command{
+		Use:   "provision [BUNDLE.zip]",
+		Short: "Take a board from blank to configured: flash, boot, Wi-Fi, settings, verify",
+		Long: "One command from a blank board to a configured device:\n" +
+			"  1. flash the firmware (the embedded demo firmware for the detected chip unless a\n" +
+			"     bundle is named), writing only what differs and keeping the board's data\n" +
+			"     partitions (files, config) unless --erase-data;\n" +
+			"  2. boot it and wait until it answers RPC;\n" +
+			"  3. join Wi-Fi (--wifi-ssid/--wifi-pass) and wait for an IP address;\n" +
+			"  4. apply settings (--set key=value ...), saved;\n" +
+			"  5. verify with Sys.GetInfo and print a summary.\n" +
+			"Steps with nothing to do are skipped, so a second run is quick. Identity and cloud\n" +
+			"registration join this command as they land.",
+		Example: "  mos --port /dev/ttyUSB0 provision --wifi-ssid HomeNet --wifi-pass secret\n" +
+			"  mos --port sim://esp32 provision --wifi-ssid mos-demo-net --wifi-pass demo-pass-1234",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := flasher.ResetPlan(o.reset, false); err != nil {
+				return usageErr(cmd, err)
+			}
+			if o.pass != "" && o.ssid == "" {
+				return usageErr(cmd, fmt.Errorf("--wifi-pass needs --wifi-ssid"))
+			}
+			values, err := parseSets(o.sets)
+			if err != nil {
+				return usageErr(cmd, err)
+			}
+			return runProvision(cmd, a, o, args, values)
+		},
+	}
+	o.rpcOptions.addFlags(cmd, a)
+	f := cmd.Flags()
+	f.StringVar(&o.reset, "reset", "auto", "how to enter download mode (see mos flash --help)")
+	f.StringVar(&o.ssid, "wifi-ssid", "", "Wi-Fi network to join")
+	f.StringVar(&o.pass, "wifi-pass", "", "Wi-Fi password (empty for an open network)")
+	f.StringArrayVar(&o.sets, "set", nil, "configuration KEY=VALUE to apply (repeatable)")
+	f.BoolVar(&o.force, "force", false, "rewrite all of the firmware even where the flash already holds it")
+	f.BoolVar(&o.eraseData, "erase-data", false, "also write the bundle's data partitions (wipes files and config)")
+	f.BoolVar(&o.noFlash, "no-flash", false, "skip flashing: the board already runs the firmware")
+	return cmd
+}
+
+func parseSets(sets []string) (map[string]any, error) {
+	values := map[string]any{}
+	for _, s := range sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--set %q: want KEY=VALUE", s)
+		}
+		values[k] = v
+	}
+	return values, nil
+}
+
+// provisionStep is one line of the summary.
+type provisionStep struct {
+	Step    string  `json:"step"`
+	Status  string  `json:"status"` // done, skipped
+	Detail  string  `json:"detail,omitempty"`
+	Seconds float64 `json:"seconds"`
+}
+
+type provisionResult struct {
+	Port    string          `json:"port"`
+	Chip    string          `json:"chip,omitempty"`
+	Steps   []provisionStep `json:"steps"`
+	Device  *provision.Info `json:"device,omitempty"`
+	Seconds float64         `json:"seconds"`
+}
+
+func (r provisionResult) Data() any { return r }
+
+func (r provisionResult) Text() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, s := range r.Steps {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f s\t%s\n", s.Step, s.Status, s.Seconds, s.Detail)
+	}
+	tw.Flush()
+	if d := r.Device; d != nil {
+		fmt.Fprintf(&b, "device %s: %s %s on %s", d.ID, d.App, d.FWVersion, d.Arch)
+		if w := d.WiFi; w != nil && w.STAIP != "" {
+			fmt.Fprintf(&b, ", Wi-Fi %q, IP %s", w.SSID, w.STAIP)
+		}
+		fmt.Fprintf(&b, "\n")
+	}
+	fmt.Fprintf(&b, "provisioned in %.1f s", r.Seconds)
+	return b.String()
+}
+
+func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string, values map[string]any) error {
+	ctx := cmd.Context()
+	start := time.Now()
+	res := provisionResult{Port: a.opts.Port}
+	step := func(name string, f func() (status, detail string, err error)) error {
+		t := time.Now()
+		a.out.Infof("%s...", name)
+		status, detail, err := f()
+		if err != nil {
+			return err
+		}
+		res.Steps = append(res.Steps, provisionStep{Step: name, Status: status, Detail: detail, Seconds: time.Since(t).Seconds()})
+		return nil
+	}
+
+	// A named bundle is checked before the board is touched.
+	var bundle *fwbundle.Bundle
+	if len(args) == 1 {
+		var err error
+		if bundle, err = fwbundle.ParseInputs(args); err != nil {
+			return err
+		}
+	}
+	p, err := port.Open(ctx, a.opts.Port, port.DefaultBaud)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	if !o.noFlash {
+		if err := step("flash", func() (string, string, error) {
+			return provisionFlash(ctx, a, p, o, bundle, &res)
+		}); err != nil {
+			return err
+		}
+	}
+
+	var client *provision.Client
+	if err := step("boot", func() (string, string, error) {
+		if err := p.SetBaudRate(port.DefaultBaud); err != nil {
+			return "", "", err
+		}
+		if err := releaseResetLines(p); err != nil {
+			return "", "", err
+		}
+		client, err = provision.Connect(ctx, p, provision.Options{
+			HandshakeTimeout: 20 * time.Second, // a boot, its log and the firmware's init
+			Log:              func(line string) { a.out.Debugf("device: %s", line) },
+			Debug:            func(msg string) { a.out.Debugf("rpc: %s", msg) },
+		})
+		if err != nil {
+			return "", "", err
+		}
+		return "done", "firmware answers RPC", nil
+	}); err != nil {
+		return err
+	}
+	defer client.Close()
+
+	if o.ssid != "" {
+		if err := step("wifi", func() (string, string, error) {
+			return provisionWiFi(ctx, a, client, o.ssid, o.pass)
+		}); err != nil {
+			return err
+		}
+	}
+	if len(values) > 0 {
+		if err := step("config", func() (string, string, error) {
+			r, err := client.ConfigSet(ctx, values, provision.SetOptions{Save: true, Reboot: true})
+			if err != nil {
+				return "", "", err
+			}
+			if len(r.Changed) == 0 {
+				return "skipped", "already set", nil
+			}
+			return "done", fmt.Sprintf("%d values saved", len(r.Changed)), nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := step("verify", func() (string, string, error) {
+		info, err := client.GetInfo(ctx)
+		if err != nil {
+			return "", "", err
+		}
+		res.Device = info
+		if o.ssid != "" && (info.WiFi == nil || info.WiFi.Status != "got ip" || info.WiFi.SSID != o.ssid) {
+			return "", "", fmt.Errorf("verification failed: the device reports Wi-Fi %+v, not connected to %q", info.WiFi, o.ssid)
+		}
+		return "done", fmt.Sprintf("%s %s, id %s", info.App, info.FWVersion, info.ID), nil
+	}); err != nil {
+		return output.WithExitCode(err, output.ExitVerifyFailed)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return a.out.Print(res)
+}
+
+// provisionFlash flashes the firmware (skipping what is on flash already)
+// and hard-resets the board into it.
+func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions, bundle *fwbundle.Bundle, res *provisionResult) (string, string, error) {
+	l, err := flasher.Open(ctx, p, flasher.SessionOptions{
+		Connect: flasher.ConnectOptions{
+			Reset:      o.reset,
+			ManualWait: a.opts.Timeout,
+			Status:     func(m string) { a.out.Debugf("%s", m) },
+			Prompt:     func(m string) { a.out.Infof("%s", m) },
+		},
+		Baud: fastBaud,
+		Warn: func(m string) { a.out.Warnf("%s", m) },
+	})
+	if err != nil {
+		return "", "", err
+	}
+	res.Chip = l.Chip.Name
+	if bundle == nil {
+		if bundle, err = firmwareimages.Demo(l.Chip.Key); err != nil {
+			return "", "", output.WithExitCode(err, output.ExitUsage)
+		}
+	}
+	size, err := flashSize(ctx, a, l)
+	if err != nil {
+		return "", "", err
+	}
+	if err := l.AttachFlash(ctx, size); err != nil {
+		return "", "", err
+	}
+	if err := bundle.Validate(l.Chip, size); err != nil {
+		return "", "", err
+	}
+	var regions []flasher.Region
+	for _, part := range bundle.Parts {
+		if !part.Flash {
+			continue
+		}
+		// The board's data partitions hold its files and saved config:
+		// provisioning keeps them unless asked to start afresh.
+		if !o.eraseData && (part.Type == "fs" || part.Type == "nvs") {
+			continue
+		}
+		regions = append(regions, flasher.Region{Name: part.Name, Addr: part.Addr, Data: part.Data})
+	}
+	progress := a.out.Progress()
+	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{
+		Force: o.force,
+		Progress: func(stage, part string, done, total int64) {
+			progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
+		},
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if err := flasher.HardReset().Run(ctx, p); err != nil && !isNoLines(err) {
+		return "", "", err
+	}
+	written := 0
+	for _, r := range reports {
+		written += r.BytesWritten
+	}
+	name := bundle.Source
+	if bundle.Manifest != nil {
+		name = bundle.Manifest.Name + " " + bundle.Manifest.Version
+	}
+	if written == 0 {
+		return "skipped", name + " already on flash (verified)", nil
+	}
+	return "done", fmt.Sprintf("%s: %d bytes written and verified", name, written), nil
+}
+
+// provisionWiFi joins the network unless the device is configured for it
+// and gets an IP address by itself (the second run).
+func provisionWiFi(ctx context.Context, a *app, c *provision.Client, ssid, pass string) (string, string, error) {
+	raw, err := c.ConfigGet(ctx, "wifi.sta")
+	if err != nil {
+		return "", "", err
+	}
+	var sta struct {
+		Enable bool   `json:"enable"`
+		SSID   string `json:"ssid"`
+		Pass   string `json:"pass"`
+	}
+	if err := json.Unmarshal(raw, &sta); err != nil {
+		return "", "", fmt.Errorf("Config.Get wifi.sta: %w", err)
+	}
+	if sta.Enable && sta.SSID == ssid && sta.Pass == pass {
+		// configured already: it connects on its own after the boot
+		deadline := time.Now().Add(wifiTimeout)
+		for time.Now().Before(deadline) {
+			info, err := c.GetInfo(ctx)
+			if err != nil {
+				return "", "", err
+			}
+			if w := info.WiFi; w != nil && w.Status == "got ip" && w.SSID == ssid {
+				return "skipped", fmt.Sprintf("already configured; IP %s", w.STAIP), nil
+			}
+			if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+				return "", "", err
+			}
+		}
+		a.out.Warnf("configured for %q but not connected: joining again", ssid)
+	}
+	r, err := c.JoinWiFi(ctx, ssid, pass, provision.WiFiOptions{
+		Timeout: wifiTimeout,
+		Status:  func(msg string) { a.out.Debugf("%s", msg) },
+	})
+	if err != nil {
+		return "", "", err
+	}
+	return "done", fmt.Sprintf("joined %q, IP %s", r.SSID, r.IP), nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
