@@ -7,6 +7,7 @@
 //	go run ./bench                 what make bench runs
 //	BENCH_QUICK=1 go run ./bench   skips the 115200-baud rows
 //	BENCH_RUNS=3 go run ./bench    best of 3 runs per row (a noisy machine)
+//	BENCH_ONLY=upload go run ./bench   only the RPC file upload rows
 package main
 
 import (

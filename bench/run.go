@@ -39,6 +39,14 @@ type reflash struct {
 
 func run(ctx context.Context, quick bool, runs int) error {
 	began := time.Now()
+	if os.Getenv("BENCH_ONLY") == "upload" {
+		uploads, err := measureUploads(ctx)
+		if err != nil {
+			return err
+		}
+		printUploads(uploads)
+		return nil
+	}
 	node, err := findNode()
 	if err != nil {
 		return err
@@ -114,6 +122,11 @@ func run(ctx context.Context, quick bool, runs int) error {
 		return err
 	}
 	printMemory(mem)
+	uploads, err := measureUploads(ctx)
+	if err != nil {
+		return err
+	}
+	printUploads(uploads)
 	fmt.Printf("\nbench took %s\n", time.Since(began).Round(time.Second))
 	return nil
 }

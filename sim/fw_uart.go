@@ -74,7 +74,7 @@ type uartRX struct {
 	tx    *console      // for the host's own XON/XOFF
 	speed func() int    // the UART's baud rate now
 	fast  bool          // virtual time (Config.Fast)
-	debt  time.Duration // real mode: work not yet slept off
+	clock time.Time     // real mode: the firmware has worked up to here
 	mu    sync.Mutex    // real mode: fifo and stopped, shared with the ISR
 	fifo  []byte        // received, not yet taken by the firmware
 	stop  bool          // XOFF sent, XON not yet
@@ -303,10 +303,18 @@ func (u *uartRX) busy(d time.Duration) error {
 		u.vnow += d
 		return u.ctx.Err()
 	}
-	u.debt += d
-	if u.debt < time.Millisecond {
-		return u.ctx.Err() // sleeping in tiny steps would only add timer slack
+	// The firmware's own clock runs ahead of the wall clock by the work it
+	// has done; time it spent waiting for bytes pays for work later, so it
+	// sleeps only when it is more than a millisecond ahead (shorter sleeps
+	// would only add timer slack).
+	now := time.Now()
+	if u.clock.Before(now) {
+		u.clock = now
 	}
-	d, u.debt = u.debt, 0
-	return sleepCtx(u.ctx, d)
+	u.clock = u.clock.Add(d)
+	ahead := u.clock.Sub(now)
+	if ahead < time.Millisecond {
+		return u.ctx.Err()
+	}
+	return sleepCtx(u.ctx, ahead)
 }

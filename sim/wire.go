@@ -35,8 +35,13 @@ type piece struct {
 const uartTolerance = 0.03
 
 // pieceTime bounds how much wire time one piece covers, so that readers see
-// bytes trickle in rather than in large bursts.
-const pieceTime = time.Millisecond
+// bytes trickle in rather than in large bursts (a receiver reacting to
+// flow control must see bytes about when a UART would hand them over);
+// minPiece keeps slow rates from costing a wake-up per byte.
+const (
+	pieceTime = 100 * time.Microsecond
+	minPiece  = 8
+)
 
 func newLine(fast bool, limit int) *line {
 	return &line{fast: fast, limit: limit, notify: make(chan struct{})}
@@ -92,10 +97,7 @@ func (l *line) send(ctx context.Context, p []byte, baud int, backlog time.Durati
 	if l.busyUntil.After(start) {
 		start = l.busyUntil
 	}
-	per := int(pieceTime / byteTime(baud))
-	if per < 1 {
-		per = 1
-	}
+	per := max(int(pieceTime/byteTime(baud)), minPiece)
 	for len(p) > 0 {
 		n := min(per, len(p))
 		if l.limit > 0 && l.queued+n > l.limit {
