@@ -86,6 +86,9 @@ func TestConnectSlowENNeedsLongerDelay(t *testing.T) {
 // how to enter download mode by hand.
 func TestConnectNoAutoResetGivesManualHint(t *testing.T) {
 	p := openSim(t, "sim://esp32?fast=1&board=no-autoreset")
+	// The power-on banner may come before the port is open (as when a board
+	// is plugged in); pressing EN makes the chip print it again.
+	port.SimDevice(p).PressReset(false)
 	_, err := Connect(context.Background(), p, ConnectOptions{Attempts: 2})
 	var ce *ConnectError
 	if !errors.As(err, &ce) {

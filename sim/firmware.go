@@ -79,8 +79,9 @@ func demoAppOf(img *fwimage.Image) (demoApp, bool) {
 
 // improvReceive is the hook for the Improv serial protocol: when set, an
 // Improv build ("mos-demo-improv") hands it every chunk the UART delivers,
-// before RPC framing sees the same bytes. Nil until Improv is implemented.
-var improvReceive func(fw *demoFirmware, p []byte)
+// before RPC framing. It reports whether the bytes belong to an Improv
+// packet; RPC framing does not see those (fw_improv.go sets it).
+var improvReceive func(fw *demoFirmware, p []byte) bool
 
 // demoFirmware is one run of the demo, from boot to the next reset.
 type demoFirmware struct {
@@ -100,6 +101,8 @@ type demoFirmware struct {
 	rx   *uartRX // nil until the RPC channel is up
 	link rpcLink
 	wifi wifiSTA
+	// improv: the Improv receiver of an Improv build (fw_improv.go)
+	improv *improvDevice
 
 	// rebootAt is when a requested restart happens (zero: none); only the
 	// RPC loop touches it.
@@ -131,6 +134,7 @@ func (fw *demoFirmware) run() error {
 	d.toDev.discard()
 	fw.con = newConsole(fw.c, fw.ctx)
 	fw.cfg = newSysConfig(fw.chip.Key, fw.mac)
+	fw.improvSetup()
 	if err := fw.pause(0); err != nil {
 		return err
 	}
@@ -179,8 +183,8 @@ func (fw *demoFirmware) serve() error {
 		if err != nil {
 			continue
 		}
-		if fw.app.improv && improvReceive != nil {
-			improvReceive(fw, []byte{b})
+		if fw.app.improv && improvReceive != nil && improvReceive(fw, []byte{b}) {
+			continue // part of an Improv packet
 		}
 		frame, quoted, done, tooBig := framer.push(b, limit)
 		if tooBig {

@@ -162,7 +162,7 @@ func (fw *demoFirmware) startWiFi() {
 	fw.goAsync(func() {
 		// like mgos, it keeps trying until it is connected
 		for att := 2; !fw.connect(ssid, pass, static, gw); att++ {
-			if fw.pause(wifiRetryTime) != nil {
+			if fw.pause(wifiRetryTime) != nil || fw.improvTookWiFi() {
 				return
 			}
 			fw.wifiAttemptLog(ssid, att)
