@@ -80,12 +80,7 @@ func connectLoader(ctx context.Context, a *app, o resetOptions) (port.Port, *fla
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := flasher.Connect(ctx, p, flasher.ConnectOptions{
-		Reset:      o.reset,
-		ManualWait: a.opts.Timeout,
-		Status:     func(m string) { a.out.Debugf("%s", m) },
-		Prompt:     func(m string) { a.out.Infof("%s", m) },
-	})
+	l, err := flasher.Connect(ctx, p, sessionOptions(a, o.reset, 0, true).Connect)
 	if err != nil {
 		p.Close()
 		return nil, nil, err

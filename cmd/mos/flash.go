@@ -183,9 +183,21 @@ func openSession(ctx context.Context, a *app, o resetOptions, baud int, noStub b
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := flasher.Open(ctx, p, flasher.SessionOptions{
+	l, err := flasher.Open(ctx, p, sessionOptions(a, o.reset, baud, noStub))
+	if err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	return p, l, nil
+}
+
+// sessionOptions are the flasher session settings every command uses:
+// messages go through the printer, and a board that does not answer gets
+// --timeout to be put into download mode by hand.
+func sessionOptions(a *app, reset string, baud int, noStub bool) flasher.SessionOptions {
+	return flasher.SessionOptions{
 		Connect: flasher.ConnectOptions{
-			Reset:      o.reset,
+			Reset:      reset,
 			ManualWait: a.opts.Timeout,
 			Status:     func(m string) { a.out.Debugf("%s", m) },
 			Prompt:     func(m string) { a.out.Infof("%s", m) },
@@ -193,12 +205,7 @@ func openSession(ctx context.Context, a *app, o resetOptions, baud int, noStub b
 		Baud:   baud,
 		NoStub: noStub,
 		Warn:   func(m string) { a.out.Warnf("%s", m) },
-	})
-	if err != nil {
-		p.Close()
-		return nil, nil, err
 	}
-	return p, l, nil
 }
 
 // flashSize reads the flash chip's size from its JEDEC ID.
