@@ -39,8 +39,8 @@ func newProvisionCmd(a *app) *cobra.Command {
 			"     bundle is named), writing only what differs and keeping the board's data\n" +
 			"     partitions (files, config) unless --erase-data;\n" +
 			"  2. boot it and wait until it answers RPC;\n" +
-			"  3. join Wi-Fi (--wifi-ssid/--wifi-pass) and wait for an IP address;\n" +
-			"  4. apply settings (--set key=value ...), saved;\n" +
+			"  3. apply settings (--set key=value ...), saved;\n" +
+			"  4. join Wi-Fi (--wifi-ssid/--wifi-pass) and wait for an IP address;\n" +
 			"  5. verify with Sys.GetInfo and print a summary.\n" +
 			"Steps with nothing to do are skipped, so a second run is quick. Identity and cloud\n" +
 			"registration join this command as they land.",
@@ -180,13 +180,8 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 	}
 	defer client.Close()
 
-	if o.ssid != "" {
-		if err := step("wifi", func() (string, string, error) {
-			return provisionWiFi(ctx, a, client, o.ssid, o.pass)
-		}); err != nil {
-			return err
-		}
-	}
+	// Settings first: a reboot they need comes before Wi-Fi is checked,
+	// which then waits for the connection the reboot interrupted.
 	if len(values) > 0 {
 		if err := step("config", func() (string, string, error) {
 			r, err := client.ConfigSet(ctx, values, provision.SetOptions{Save: true, Reboot: true})
@@ -197,6 +192,13 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 				return "skipped", "already set", nil
 			}
 			return "done", fmt.Sprintf("%d values saved", len(r.Changed)), nil
+		}); err != nil {
+			return err
+		}
+	}
+	if o.ssid != "" {
+		if err := step("wifi", func() (string, string, error) {
+			return provisionWiFi(ctx, a, client, o.ssid, o.pass)
 		}); err != nil {
 			return err
 		}
