@@ -110,27 +110,27 @@ func TestDemoFSFull(t *testing.T) {
 		FSFree int `json:"fs_free"`
 	}
 	dc.result("Sys.GetInfo", nil, &info)
-	if err := dc.upload("a.bin", pattern(200<<10), 2048); err != nil {
-		t.Fatalf("200 KiB of %d: %s", info.FSFree, err.raw)
+	if err := dc.upload("a.bin", pattern(400<<10), 2048); err != nil {
+		t.Fatalf("400 KiB of %d: %s", info.FSFree, err.raw)
 	}
-	// 48 KiB fit, 100 KiB do not
-	r := dc.upload("b.bin", pattern(100<<10), 2048)
+	// 104 KiB fit, 200 KiB do not
+	r := dc.upload("b.bin", pattern(200<<10), 2048)
 	if r == nil || r.Error.Code != 500 {
 		t.Fatalf("writing past the end: %+v", r)
 	}
 	m := dc.listExt()
-	if m["a.bin"] != 200<<10 || m["b.bin.part"]%2048 != 0 || m["b.bin.part"] == 0 || m["b.bin.part"] > info.FSSize-200<<10 {
+	if m["a.bin"] != 400<<10 || m["b.bin.part"]%2048 != 0 || m["b.bin.part"] == 0 || m["b.bin.part"] > info.FSSize-400<<10 {
 		t.Errorf("after a full file system: %v", m)
 	}
 	// what was acknowledged is on flash; the failed chunk left nothing
 	part := dc.download("b.bin.part", 4096)
-	if !bytes.Equal(part, pattern(100 << 10)[:len(part)]) {
+	if !bytes.Equal(part, pattern(200 << 10)[:len(part)]) {
 		t.Errorf("partial upload does not hold the acknowledged chunks")
 	}
 	dc.result("FS.Remove", map[string]any{"filename": "b.bin.part"}, nil)
 	dc.result("Sys.GetInfo", nil, &info)
-	if info.FSFree != info.FSSize-50*4096 {
-		t.Errorf("fs_free %d after removing the partial upload, want %d", info.FSFree, info.FSSize-50*4096)
+	if info.FSFree != info.FSSize-100*4096 {
+		t.Errorf("fs_free %d after removing the partial upload, want %d", info.FSFree, info.FSSize-100*4096)
 	}
 }
 

@@ -401,7 +401,7 @@ func TestDemoGetInfoAndConfig(t *testing.T) {
 	if info.App != "mos-demo" || info.Arch != "esp32" || info.MAC != fmt.Sprintf("%02X", mac) || info.FwID != "20250101-000000/1.0.0-demo" {
 		t.Errorf("GetInfo: %s", r.raw)
 	}
-	if info.FSSize != 62*4096 || info.FSFree != info.FSSize || info.WiFi.Status != "disconnected" {
+	if info.FSSize != 126*4096 || info.FSFree != info.FSSize || info.WiFi.Status != "disconnected" {
 		t.Errorf("GetInfo fs/wifi: %s", r.raw)
 	}
 

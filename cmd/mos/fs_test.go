@@ -74,16 +74,29 @@ func TestPutLsGetRm(t *testing.T) {
 	}
 }
 
-// The file system partition is 256 KiB; 248 KiB of it hold files (two
-// sectors are its journal). A file that size goes there and back byte for
-// byte; then it is full, and the next put says so before sending data.
+// The demo's file system partition is 512 KiB; all but two sectors (its
+// journal) hold files. A 256 KiB file goes there and back byte for byte,
+// then a file filling the rest; then it is full, and the next put says so
+// before sending data.
 func TestPutGetWholeFileSystem(t *testing.T) {
 	url := fastDemo(t)
 	r := mos{}.run(t, "--port", url, "info", "--json")
 	free := int(oneJSON(t, r.stdout)["result"].(map[string]any)["fs_free"].(float64))
-	if free < 240<<10 {
+	if free < 256<<10 {
 		t.Fatalf("only %d bytes free", free)
 	}
+	quarter := randomData(256<<10, 7)
+	if r := (mos{}).run(t, "--port", url, "put", writeFile(t, "q.bin", quarter)); r.code != 0 {
+		t.Fatalf("put 256 KiB: exit %d %s", r.code, r.stderr)
+	}
+	qback := filepath.Join(t.TempDir(), "q.back")
+	if r := (mos{}).run(t, "--port", url, "get", "q.bin", qback); r.code != 0 {
+		t.Fatalf("get 256 KiB: exit %d %s", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(qback); !bytes.Equal(got, quarter) {
+		t.Fatalf("256 KiB file came back different (%d bytes)", len(got))
+	}
+	free -= 256 << 10
 	data := randomData(free, 8)
 	r = mos{}.run(t, "--port", url, "put", writeFile(t, "big.bin", data))
 	if r.code != 0 {
