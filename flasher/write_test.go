@@ -199,32 +199,48 @@ func TestInterruptedWriteResumes(t *testing.T) {
 	checkFlash(t, dev, 0x10000, regions[1].Data)
 }
 
-// Through `mos sim serve`'s RFC 2217 server, at the fast rate.
+// Through `mos sim serve`'s RFC 2217 server: every chip, with and without
+// the stub, at the ROM rate and a fast one; read back equal bytes.
 func TestWriteOverRFC2217(t *testing.T) {
-	for _, key := range []string{"esp8266", "esp32", "esp32s3"} {
-		t.Run(key, func(t *testing.T) {
-			t.Parallel()
-			c, _ := chips.ByKey(key)
-			dev, err := sim.New(sim.Config{Chip: c, Fast: true})
-			if err != nil {
-				t.Fatal(err)
+	for _, c := range chips.All() {
+		for _, tc := range []struct {
+			name   string
+			noStub bool
+			baud   int
+		}{{"stub-921600", false, 921600}, {"stub-115200", false, 115200}, {"rom-115200", true, 115200}, {"rom-921600", true, 921600}} {
+			if tc.noStub && c.IsESP8266() && tc.baud != 115200 {
+				continue // the ESP8266 ROM cannot change its rate
 			}
-			defer dev.Close()
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go dev.ServeRFC2217(ctx, ln)
-			p, err := port.Open(ctx, "rfc2217://"+ln.Addr().String(), 115200)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			l := openSession(t, p, 921600, false)
-			data := image(60000, 3)
-			if _, err := l.WriteRegions(ctx, []Region{{Name: "app", Addr: 0x20000, Data: data}}, WriteOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			checkFlash(t, dev, 0x20000, data)
-		})
+			t.Run(c.Key+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				dev, err := sim.New(sim.Config{Chip: c, Fast: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer dev.Close()
+				ln, _ := net.Listen("tcp", "127.0.0.1:0")
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go dev.ServeRFC2217(ctx, ln)
+				p, err := port.Open(ctx, "rfc2217://"+ln.Addr().String(), 115200)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				l := openSession(t, p, tc.baud, tc.noStub)
+				data := image(30000, 3)
+				if _, err := l.WriteRegions(ctx, []Region{{Name: "app", Addr: 0x20000, Data: data}}, WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				checkFlash(t, dev, 0x20000, data)
+				if tc.noStub && c.IsESP8266() {
+					return // the ESP8266 ROM cannot read flash
+				}
+				back, err := l.ReadFlash(ctx, 0x20000, len(data), nil)
+				if err != nil || !bytes.Equal(back, data) {
+					t.Fatalf("read back: equal=%v err=%v", bytes.Equal(back, data), err)
+				}
+			})
+		}
 	}
 }
