@@ -33,24 +33,19 @@ const maxXOFF = 2 * time.Second
 // drain that returns up to that late (Go timers) leaves no gap on the
 // line: the next chunk is already queued.
 //
-// Faster lines are another matter: a drain (like any timer) wakes up
-// about a millisecond late on common hosts, as long as 1.1 KB takes at
-// 921600, so small chunks would idle the line most of the time, and an
-// XOFF could not be honoured within the FIFO's margin anyway. Above
-// 230400 a request is therefore written whole. That is safe because the
-// client sends a request when the device is idle (it waits for each reply
-// before the next frame of a transfer), and an idle firmware empties its
-// FIFO several times faster than the wire fills it; XOFF is still obeyed
-// between writes.
+// Faster lines use 32-byte chunks at most, so that two of them fit the
+// device's XOFF margin whatever the rate. A drain (like any timer) wakes
+// up about a millisecond late on common hosts, which leaves the line idle
+// much of the time at 921600 (about half the wire's rate in the
+// benchmark); writing whole requests instead kept the line busy but lost
+// bytes whenever the device was slow to drain its FIFO. Reliability comes
+// first; a port with hardware flow control would allow both.
 //
 // A port whose Drain waits for everything queued, whenever queued (Linux
 // tcdrain), makes this one chunk at a time; then each chunk costs the
 // drain's latency as well, which Options.WriteChunk can trade against the
 // FIFO margin.
 func chunkSize(baud int) int {
-	if baud > 230400 {
-		return MaxFrameSize + 64 // a whole frame with its delimiters
-	}
 	n := 16 * baud / 115200
 	return min(max(n, 16), 32)
 }
