@@ -11,7 +11,6 @@ import (
 
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/flasher"
-	"github.com/mos-tool/mos/fwbundle"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/provision"
 	"github.com/mos-tool/mos/sim"
@@ -62,14 +61,8 @@ func measureUpload(ctx context.Context, baud, size int) (uploadRow, error) {
 		return row, err
 	}
 	defer dev.Close()
-	b, err := fwbundle.Open(demoBundlePath)
-	if err != nil {
+	if err := dev.ProgramBundle(demoBundlePath); err != nil {
 		return row, err
-	}
-	for _, p := range b.Parts {
-		if _, err := dev.Flash().Program(p.Addr, p.Data); err != nil {
-			return row, err
-		}
 	}
 	p, err := dev.Connect()
 	if err != nil {

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/mos-tool/mos/chips"
-	"github.com/mos-tool/mos/fwbundle"
 	"github.com/mos-tool/mos/sim"
 )
 
@@ -105,14 +104,8 @@ func TestImprovSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dev.Close()
-	b, err := fwbundle.Open("../firmware-images/esp32-improv-demo.zip")
-	if err != nil {
+	if err := dev.ProgramBundle("../firmware-images/esp32-improv-demo.zip"); err != nil {
 		t.Fatal(err)
-	}
-	for _, part := range b.Parts {
-		if _, err := dev.Flash().Program(part.Addr, part.Data); err != nil {
-			t.Fatalf("part %s: %v", part.Name, err)
-		}
 	}
 	// boot, and wait for the end of init before the judge connects
 	hp, err := dev.Connect()

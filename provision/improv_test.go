@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mos-tool/mos/fwbundle"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/provision"
 	"github.com/mos-tool/mos/sim"
@@ -31,14 +30,8 @@ func bootImprovDevice(t *testing.T, bundle, opts string) (port.Port, *sim.Device
 	}
 	dev := hp.Device()
 	t.Cleanup(func() { dev.Close() })
-	b, err := fwbundle.Open(bundle)
-	if err != nil {
+	if err := dev.ProgramBundle(bundle); err != nil {
 		t.Fatal(err)
-	}
-	for _, part := range b.Parts {
-		if _, err := dev.Flash().Program(part.Addr, part.Data); err != nil {
-			t.Fatalf("part %s: %v", part.Name, err)
-		}
 	}
 	hp.Close()
 	dev.PressReset(false)

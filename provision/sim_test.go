@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mos-tool/mos/fwbundle"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/provision"
 	"github.com/mos-tool/mos/sim"
@@ -38,14 +37,8 @@ func bootDemo(t *testing.T, opts string) (string, *sim.Device) {
 	}
 	dev := hp.Device()
 	t.Cleanup(func() { dev.Close() })
-	b, err := fwbundle.Open("../firmware-images/esp32-demo.zip")
-	if err != nil {
+	if err := dev.ProgramBundle("../firmware-images/esp32-demo.zip"); err != nil {
 		t.Fatal(err)
-	}
-	for _, part := range b.Parts {
-		if _, err := dev.Flash().Program(part.Addr, part.Data); err != nil {
-			t.Fatalf("part %s: %v", part.Name, err)
-		}
 	}
 	hp.Close()
 	dev.PressReset(false)

@@ -57,14 +57,8 @@ func bootImprov(t *testing.T, opts string) *demoConn {
 		p.Close()
 		dev.Close()
 	})
-	b, err := fwbundle.Open(improvBundle)
-	if err != nil {
+	if err := dev.ProgramBundle(improvBundle); err != nil {
 		t.Fatal(err)
-	}
-	for _, part := range b.Parts {
-		if _, err := dev.Flash().Program(part.Addr, part.Data); err != nil {
-			t.Fatalf("part %s: %v", part.Name, err)
-		}
 	}
 	dc := &demoConn{t: t, p: p, dev: dev, grew: make(chan struct{}), nextID: 1000}
 	go dc.collect()

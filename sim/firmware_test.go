@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mos-tool/mos/flasher"
-	"github.com/mos-tool/mos/fwbundle"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/sim"
 )
@@ -53,14 +52,8 @@ func bootDemo(t *testing.T, chip, opts string) *demoConn {
 		p.Close()
 		dev.Close()
 	})
-	b, err := fwbundle.Open("../firmware-images/" + chip + "-demo.zip")
-	if err != nil {
+	if err := dev.ProgramBundle("../firmware-images/" + chip + "-demo.zip"); err != nil {
 		t.Fatal(err)
-	}
-	for _, part := range b.Parts {
-		if _, err := dev.Flash().Program(part.Addr, part.Data); err != nil {
-			t.Fatalf("part %s: %v", part.Name, err)
-		}
 	}
 	dc := &demoConn{t: t, p: p, dev: dev, grew: make(chan struct{}), nextID: 1000}
 	go dc.collect()
