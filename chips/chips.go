@@ -3,8 +3,7 @@
 // it to talk to a chip; the virtual device reads it to behave like one.
 //
 // Sources: Espressif's serial-protocol documentation and technical reference
-// manuals, as summarised in the project's reference notes (esptool's
-// targets/*.py carry the same values).
+// manuals (esptool's targets/*.py carry the same values).
 package chips
 
 import (

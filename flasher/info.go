@@ -202,7 +202,8 @@ func (l *Loader) SecurityInfo(ctx context.Context) (*Security, error) {
 	}, nil
 }
 
-// Revision reads the chip revision from its eFuses (chips.md, "revision").
+// Revision reads the chip revision from its eFuse fields (as each chip's
+// technical reference manual and esptool's targets lay them out).
 func (l *Loader) Revision(ctx context.Context) (string, error) {
 	c := l.Chip
 	rd := func(addr uint32) (uint32, error) { return l.ReadReg(ctx, addr) }

@@ -9,8 +9,8 @@ import (
 
 // Header byte 2 (flash mode) and the nibbles of byte 3 (flash size << 4 |
 // flash frequency) mean different things per chip family. The tables below
-// are the project's reference notes (chips.md, "Image header encodings"),
-// which follow esptool's per-target FLASH_SIZES and FLASH_FREQUENCY.
+// follow Espressif's image format documentation and esptool's per-target
+// FLASH_SIZES and FLASH_FREQUENCY.
 
 // FlashSize is one flash size a chip's image header can encode.
 type FlashSize struct {

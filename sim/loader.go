@@ -10,7 +10,7 @@ import (
 	"github.com/mos-tool/mos/slip"
 )
 
-// Loader command opcodes (esp-serial-protocol.md, "Commands").
+// Loader command opcodes (Espressif's serial protocol documentation).
 const (
 	opFlashBegin     = 0x02
 	opFlashData      = 0x03

@@ -21,7 +21,7 @@ type registers struct {
 	stored map[uint32]uint32 // written words
 }
 
-// SPI controller bits (chips.md: "Running a SPI flash command through the registers").
+// SPI controller user-command bits (the chips' technical reference manuals).
 const (
 	spiCmdUsr   = 1 << 18
 	spiUsrCmd   = 1 << 31
@@ -89,7 +89,7 @@ func efuseWords(c *chips.Chip, mac [6]byte) map[uint32]uint32 {
 		w[base+0x18] = 0x00000004
 		w[0x3FF6607C] = 0x80000000
 		// RTC_CNTL calibration: 8 MHz clock at exactly its nominal rate, so
-		// the ROM's baud scaling factor is 1 (chips.md, "Crystal and baud").
+		// the baud scaling esptool applies to the ESP32 ROM is exactly 1.
 		w[0x3FF5F06C] = 0x00040000
 	default:
 		b1 := c.EfuseBase + 0x44
