@@ -95,10 +95,7 @@ func (l *Loader) EraseRegion(ctx context.Context, addr uint32, size int) error {
 	if l.Chip.IsESP8266() {
 		eraseSize = esp8266EraseSize(addr, eraseSize)
 	}
-	begin := le(eraseSize, 0, romBlock, addr)
-	if l.Chip.ROMEncWord {
-		begin = append(begin, le(0)...)
-	}
+	begin := l.flashBeginArgs(eraseSize, 0, romBlock, addr)
 	_, err := l.Command(ctx, OpFlashBegin, begin, 0, perMB(30*time.Second, size))
 	return err
 }

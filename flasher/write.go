@@ -345,16 +345,28 @@ func (l *Loader) writeSpan(ctx context.Context, addr uint32, data []byte, compre
 	if !l.Stub {
 		block = romBlock
 	}
-	if compress {
-		return l.writeDeflated(ctx, addr, data, block, progress)
+	switch {
+	case compress && l.Stub:
+		return l.writeDeflatedStream(ctx, addr, data, block, progress)
+	case compress:
+		return l.writeDeflatedROM(ctx, addr, data, block, progress)
 	}
 	return l.writePlain(ctx, addr, data, block, progress)
 }
 
-func (l *Loader) writeDeflated(ctx context.Context, addr uint32, data []byte, block int, progress func(int)) (int, error) {
-	if l.Stub {
-		return l.writeDeflatedStream(ctx, addr, data, block, progress)
+// flashBeginArgs is FLASH_BEGIN's (and FLASH_DEFL_BEGIN's) payload; newer
+// ROMs take a fifth word, "encrypted", which stubs do not.
+func (l *Loader) flashBeginArgs(eraseSize, blocks, block, addr uint32) []byte {
+	if !l.Stub && l.Chip.ROMEncWord {
+		return le(eraseSize, blocks, block, addr, 0)
 	}
+	return le(eraseSize, blocks, block, addr)
+}
+
+// writeDeflatedROM writes through a ROM's FLASH_DEFL_*: the ROM erases the
+// whole region up front and writes each block before it answers, so the
+// block count must be exact and the image is compressed first.
+func (l *Loader) writeDeflatedROM(ctx context.Context, addr uint32, data []byte, block int, progress func(int)) (int, error) {
 	var zb bytes.Buffer
 	zw, _ := zlib.NewWriterLevel(&zb, zlib.BestCompression)
 	zw.Write(data)
@@ -363,24 +375,15 @@ func (l *Loader) writeDeflated(ctx context.Context, addr uint32, data []byte, bl
 	}
 	comp := zb.Bytes()
 	blocks := (len(comp) + block - 1) / block
-	eraseSize := uint32(len(data))
-	beginTimeout := DefaultTimeout
-	if !l.Stub {
-		// The ROM erases up front, in whole blocks of the write size.
-		eraseSize = uint32((len(data) + block - 1) / block * block)
-		beginTimeout = perMB(30*time.Second, int(eraseSize))
-	}
-	begin := le(eraseSize, uint32(blocks), uint32(block), addr)
-	if !l.Stub && l.Chip.ROMEncWord {
-		begin = append(begin, le(0)...)
-	}
-	if _, err := l.Command(ctx, OpFlashDeflBegin, begin, 0, beginTimeout); err != nil {
+	// The ROM erases in whole blocks of the write size.
+	eraseSize := uint32((len(data) + block - 1) / block * block)
+	begin := l.flashBeginArgs(eraseSize, uint32(blocks), uint32(block), addr)
+	if _, err := l.Command(ctx, OpFlashDeflBegin, begin, 0, perMB(30*time.Second, int(eraseSize))); err != nil {
 		return 0, fmt.Errorf("FLASH_DEFL_BEGIN at 0x%X: %w", addr, err)
 	}
 	sent := 0
 	// Track how much uncompressed data each block carries, for progress
-	// and for the per-block timeout (the stub may be writing the previous
-	// block's data while this one arrives).
+	// and for the per-block timeout.
 	per := make([]int, blocks)
 	if blocks > 0 {
 		for i := range per {
@@ -412,10 +415,7 @@ func (l *Loader) writePlain(ctx context.Context, addr uint32, data []byte, block
 			eraseSize = esp8266EraseSize(addr, uint32(len(data)))
 		}
 	}
-	begin := le(eraseSize, uint32(blocks), uint32(block), addr)
-	if !l.Stub && l.Chip.ROMEncWord {
-		begin = append(begin, le(0)...)
-	}
+	begin := l.flashBeginArgs(eraseSize, uint32(blocks), uint32(block), addr)
 	if _, err := l.Command(ctx, OpFlashBegin, begin, 0, beginTimeout); err != nil {
 		return 0, fmt.Errorf("FLASH_BEGIN at 0x%X: %w", addr, err)
 	}
@@ -483,7 +483,7 @@ func esp8266EraseSize(offset, size uint32) uint32 {
 func (l *Loader) writeDeflatedStream(ctx context.Context, addr uint32, data []byte, block int, progress func(int)) (int, error) {
 	bound := len(data) + len(data)/1000 + 64
 	blocks := (bound + block - 1) / block
-	begin := le(uint32(len(data)), uint32(blocks), uint32(block), addr)
+	begin := l.flashBeginArgs(uint32(len(data)), uint32(blocks), uint32(block), addr)
 	if _, err := l.Command(ctx, OpFlashDeflBegin, begin, 0, DefaultTimeout); err != nil {
 		return 0, fmt.Errorf("FLASH_DEFL_BEGIN at 0x%X: %w", addr, err)
 	}

@@ -144,16 +144,15 @@ func (u *uartRX) arriveLocked(b byte) {
 }
 
 // xoffMark is the fill at which XOFF goes out. The virtual line hands
-// bytes over in pieces of up to pieceTime (1 ms, 11 bytes at 115200), so
-// in real time the receiver sees a byte up to a piece late; counting the
-// mark a piece early makes XOFF leave no later than a real UART's would.
+// bytes over in pieces (pieceBytes), so in real time the receiver sees a
+// byte up to a piece late; counting the mark a piece early makes XOFF
+// leave no later than a real UART's would.
 // In fast mode bytes are admitted one by one.
 func (u *uartRX) xoffMark() int {
 	if u.fast {
 		return rxHighMark
 	}
-	per := int(pieceTime / byteTime(max(u.speed(), 1)))
-	return max(rxHighMark-per, rxLowMark+1)
+	return max(rxHighMark-pieceBytes(u.speed()), rxLowMark+1)
 }
 
 // takeLocked removes the oldest byte from the FIFO.

@@ -43,6 +43,11 @@ const (
 	minPiece  = 8
 )
 
+// pieceBytes is how many bytes one piece carries at baud.
+func pieceBytes(baud int) int {
+	return max(int(pieceTime/byteTime(max(baud, 1))), minPiece)
+}
+
 func newLine(fast bool, limit int) *line {
 	return &line{fast: fast, limit: limit, notify: make(chan struct{})}
 }
@@ -97,7 +102,7 @@ func (l *line) send(ctx context.Context, p []byte, baud int, backlog time.Durati
 	if l.busyUntil.After(start) {
 		start = l.busyUntil
 	}
-	per := max(int(pieceTime/byteTime(baud)), minPiece)
+	per := pieceBytes(baud)
 	for len(p) > 0 {
 		n := min(per, len(p))
 		if l.limit > 0 && l.queued+n > l.limit {
