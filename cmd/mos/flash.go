@@ -127,38 +127,12 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 		a.out.Warnf("treating the detected %s as %s (--chip)", chip.Name, forced.Name)
 		chip = forced
 	}
-	size, err := flashSize(ctx, a, l)
+	skipFS := func(p fwbundle.Part) bool { return o.keepFS && p.Type == "fs" }
+	regions, err := bundleRegions(ctx, a, l, chip, bundle, o, skipFS)
 	if err != nil {
 		return err
 	}
-	if err := l.AttachFlash(ctx, size); err != nil {
-		return err
-	}
-	if err := bundle.Validate(chip, size); err != nil {
-		return err
-	}
-	// flasher_args.json carries the build's flash settings: use them
-	// where no flag says otherwise.
-	if o.flashMode == "keep" && bundle.FlashMode != "" {
-		o.flashMode = bundle.FlashMode
-	}
-	if o.flashSize == "keep" && bundle.FlashSize != "" {
-		o.flashSize = bundle.FlashSize
-	}
-	if o.flashFreq == "keep" && bundle.FlashFreq != "" {
-		o.flashFreq = bundle.FlashFreq
-	}
-	regions, err := flashRegions(a, chip, bundle, size, o)
-	if err != nil {
-		return err
-	}
-	progress := a.out.Progress()
-	reports, werr := l.WriteRegions(ctx, regions, flasher.WriteOptions{
-		Force: o.force,
-		Progress: func(stage, part string, done, total int64) {
-			progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
-		},
-	})
+	reports, werr := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
 	res := flashResult{Chip: chip.Name, Port: p.Name(), Baud: p.BaudRate(), Stub: l.Stub,
 		Seconds: time.Since(start).Seconds(), Regions: reports, Complete: werr == nil}
 	for _, r := range reports {
@@ -222,12 +196,34 @@ func flashSize(ctx context.Context, a *app, l *flasher.Loader) (int, error) {
 	return size, nil
 }
 
-// flashRegions turns the bundle's parts into regions to write, with the
-// bootloader's header patched to the requested flash parameters.
-func flashRegions(a *app, chip *chips.Chip, b *fwbundle.Bundle, size int, o flashOptions) ([]flasher.Region, error) {
+// bundleRegions gets the flash ready for a bundle and returns the regions
+// to write: the flash size read from the chip, the bundle checked against
+// chip and size, and the bootloader's header patched to the flash
+// parameters asked for (flags first, then those of flasher_args.json).
+// Parts marked flash: false, and those skip selects, are left out.
+func bundleRegions(ctx context.Context, a *app, l *flasher.Loader, chip *chips.Chip, b *fwbundle.Bundle, o flashOptions, skip func(fwbundle.Part) bool) ([]flasher.Region, error) {
+	size, err := flashSize(ctx, a, l)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.AttachFlash(ctx, size); err != nil {
+		return nil, err
+	}
+	if err := b.Validate(chip, size); err != nil {
+		return nil, err
+	}
+	if o.flashMode == "keep" && b.FlashMode != "" {
+		o.flashMode = b.FlashMode
+	}
+	if o.flashSize == "keep" && b.FlashSize != "" {
+		o.flashSize = b.FlashSize
+	}
+	if o.flashFreq == "keep" && b.FlashFreq != "" {
+		o.flashFreq = b.FlashFreq
+	}
 	var regions []flasher.Region
 	for _, part := range b.Parts {
-		if !part.Flash || (o.keepFS && part.Type == "fs") {
+		if !part.Flash || skip(part) {
 			continue
 		}
 		data := part.Data
@@ -247,6 +243,14 @@ func flashRegions(a *app, chip *chips.Chip, b *fwbundle.Bundle, size int, o flas
 		return nil, output.Usagef("nothing to flash: every part is marked flash: false")
 	}
 	return regions, nil
+}
+
+// writeProgress renders the flasher's progress through the printer.
+func writeProgress(a *app) flasher.Progress {
+	progress := a.out.Progress()
+	return func(stage, part string, done, total int64) {
+		progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
+	}
 }
 
 // patchFlashParams sets the mode/size/frequency bytes of a bootloader

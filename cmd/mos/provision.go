@@ -233,35 +233,15 @@ func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions
 			return "", "", output.WithExitCode(err, output.ExitUsage)
 		}
 	}
-	size, err := flashSize(ctx, a, l)
+	// The board's data partitions hold its files and saved config:
+	// provisioning keeps them unless asked to start afresh.
+	keepData := func(p fwbundle.Part) bool { return !o.eraseData && (p.Type == "fs" || p.Type == "nvs") }
+	keep := flashOptions{flashMode: "keep", flashSize: "keep", flashFreq: "keep"}
+	regions, err := bundleRegions(ctx, a, l, l.Chip, bundle, keep, keepData)
 	if err != nil {
 		return "", "", err
 	}
-	if err := l.AttachFlash(ctx, size); err != nil {
-		return "", "", err
-	}
-	if err := bundle.Validate(l.Chip, size); err != nil {
-		return "", "", err
-	}
-	var regions []flasher.Region
-	for _, part := range bundle.Parts {
-		if !part.Flash {
-			continue
-		}
-		// The board's data partitions hold its files and saved config:
-		// provisioning keeps them unless asked to start afresh.
-		if !o.eraseData && (part.Type == "fs" || part.Type == "nvs") {
-			continue
-		}
-		regions = append(regions, flasher.Region{Name: part.Name, Addr: part.Addr, Data: part.Data})
-	}
-	progress := a.out.Progress()
-	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{
-		Force: o.force,
-		Progress: func(stage, part string, done, total int64) {
-			progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
-		},
-	})
+	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
 	if err != nil {
 		return "", "", err
 	}
