@@ -83,6 +83,17 @@ func (e *ConnectError) Hint() string {
 
 var bootModeRe = regexp.MustCompile(`boot:(0x[0-9a-fA-F]+)`)
 
+// noteBanner records the boot mode a ROM banner in out shows, if any.
+func (e *ConnectError) noteBanner(out []byte) bool {
+	m := bootModeRe.FindSubmatch(out)
+	if m == nil {
+		return false
+	}
+	e.BootMode = string(m[1])
+	e.Download = bytes.Contains(out, []byte("waiting for download"))
+	return true
+}
+
 // Connect resets the chip into its ROM loader, syncs and detects the chip.
 func Connect(ctx context.Context, p port.Port, opt ConnectOptions) (*Loader, error) {
 	plan, err := ResetPlan(opt.Reset, opt.USBJTAG)
@@ -133,12 +144,9 @@ func Connect(ctx context.Context, p port.Port, opt ConnectOptions) (*Loader, err
 			return nil, ctx.Err()
 		}
 		cerr.LastErr = err
-		if m := bootModeRe.FindSubmatch(c.Junk); m != nil {
-			cerr.BootMode = string(m[1])
-			cerr.Download = bytes.Contains(c.Junk, []byte("waiting for download"))
-		} else if m := bootModeRe.FindSubmatch(seen); m != nil && cerr.BootMode == "" {
-			cerr.BootMode = string(m[1])
-			cerr.Download = bytes.Contains(seen, []byte("waiting for download"))
+		// this attempt's banner, else one from before (power-on, watchdog)
+		if !cerr.noteBanner(c.Junk) && cerr.BootMode == "" {
+			cerr.noteBanner(seen)
 		}
 	}
 	if opt.ManualWait > 0 {

@@ -279,6 +279,8 @@ func provisionWiFi(ctx context.Context, a *app, c *provision.Client, ssid, pass 
 	}
 	if sta.Enable && sta.SSID == ssid && sta.Pass == pass {
 		// configured already: it connects on its own after the boot
+		poll := time.NewTicker(300 * time.Millisecond)
+		defer poll.Stop()
 		deadline := time.Now().Add(wifiTimeout)
 		for time.Now().Before(deadline) {
 			info, err := c.GetInfo(ctx)
@@ -288,8 +290,10 @@ func provisionWiFi(ctx context.Context, a *app, c *provision.Client, ssid, pass 
 			if w := info.WiFi; w != nil && w.Status == "got ip" && w.SSID == ssid {
 				return "skipped", fmt.Sprintf("already configured; IP %s", w.STAIP), nil
 			}
-			if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
-				return "", "", err
+			select {
+			case <-poll.C:
+			case <-ctx.Done():
+				return "", "", ctx.Err()
 			}
 		}
 		a.out.Warnf("configured for %q but not connected: joining again", ssid)
@@ -302,15 +306,4 @@ func provisionWiFi(ctx context.Context, a *app, c *provision.Client, ssid, pass 
 		return "", "", err
 	}
 	return "done", fmt.Sprintf("joined %q, IP %s", r.SSID, r.IP), nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
