@@ -9,16 +9,11 @@ package interop_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,25 +56,10 @@ type judgeResult struct {
 }
 
 // needJudge returns the node binary, or skips (fails on CI) when Node or
-// the installed npm packages are missing.
+// the pinned esptool-js is missing.
 func needJudge(t *testing.T) string {
 	t.Helper()
-	const hint = "run `make interop-deps` (npm ci in interop/node) to install the pinned esptool-js"
-	missing := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("esptool-js judge unavailable: %s; %s", why, hint)
-		}
-		t.Skipf("esptool-js judge unavailable: %s; %s", why, hint)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	if _, err := os.Stat(filepath.Join(judgeDir, "node_modules", "esptool-js", "package.json")); err != nil {
-		missing(filepath.Join("interop", judgeDir, "node_modules") + " has no esptool-js")
-	}
-	return node
+	return needNode(t, "esptool-js", "esptool-js", "package.json")
 }
 
 // testImage is a deterministic pseudo-random image: it does not compress,
@@ -141,21 +121,8 @@ func runJudge(t *testing.T, node string, tc judgeCase, seed uint64) {
 	}
 	defer dev.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := dev.ServeRFC2217(ctx, ln); err != nil {
-			t.Errorf("ServeRFC2217: %v", err)
-		}
-	}()
-	defer wg.Wait()
-	defer cancel()
+	serverAddr := serveRFC2217(t, dev)
+	ctx := context.Background()
 
 	const addr = 0x10000
 	img := testImage(seed, tc.size)
@@ -166,7 +133,7 @@ func runJudge(t *testing.T, node string, tc judgeCase, seed uint64) {
 	}
 
 	args := []string{filepath.Join(judgeDir, "judge.mjs"),
-		"--port", ln.Addr().String(),
+		"--port", serverAddr,
 		"--chip", tc.chip,
 		"--baud", fmt.Sprint(tc.baud),
 		"--image", imgPath,
@@ -177,41 +144,14 @@ func runJudge(t *testing.T, node string, tc judgeCase, seed uint64) {
 		args = append(args, "--no-stub")
 	}
 	if tc.mosWrites {
-		mosFlash(t, ctx, ln.Addr().String(), tc.baud, addr, img)
+		mosFlash(t, ctx, serverAddr, tc.baud, addr, img)
 		args = append(args, "--read-only")
 	}
-	trace := os.Getenv("MOS_JUDGE_TRACE") != ""
-	if trace {
-		args = append(args, "--trace")
-	}
-	runCtx, stop := context.WithTimeout(ctx, 110*time.Second)
-	defer stop()
-	cmd := exec.CommandContext(runCtx, node, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	elapsed := time.Since(start)
-
-	if trace {
-		t.Logf("judge stderr:\n%s", stderr.String())
-	}
 	var res judgeResult
-	jsonErr := json.Unmarshal(stdout.Bytes(), &res)
-	if runErr != nil || jsonErr != nil || !res.OK {
-		t.Logf("judge stderr:\n%s", tail(stderr.String(), 60))
-		switch {
-		case jsonErr != nil:
-			t.Fatalf("judge: %v; no JSON summary (%v); stdout: %q", runErr, jsonErr, tail(stdout.String(), 5))
-		default:
-			var ee *exec.ExitError
-			if runErr != nil && !errors.As(runErr, &ee) {
-				t.Fatalf("judge: %v", runErr)
-			}
-			t.Fatalf("esptool-js failed against the virtual device (%s, device state %q): %s",
-				tc.name, dev.State(), res.Error)
-		}
-	}
+	run := runJudgeScript(t, node, args, 110*time.Second, &res, func() bool { return res.OK }, func(*judgeRun) string {
+		return fmt.Sprintf("esptool-js failed against the virtual device (%s, device state %q): %s", tc.name, dev.State(), res.Error)
+	})
+	elapsed := run.elapsed
 	if testing.Verbose() {
 		var steps []string
 		for _, s := range res.Steps {

@@ -11,16 +11,11 @@ package interop_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,25 +27,10 @@ import (
 const improvSDKVersion = "2.8.1"
 
 // needImprovJudge returns the node binary, or skips (fails on CI) when
-// Node or the installed SDK is missing.
+// Node or the pinned SDK is missing.
 func needImprovJudge(t *testing.T) string {
 	t.Helper()
-	const hint = "run `make interop-deps` (npm ci in interop/node) to install the pinned improv-wifi-serial-sdk"
-	missing := func(why string) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Improv judge unavailable: %s; %s", why, hint)
-		}
-		t.Skipf("Improv judge unavailable: %s; %s", why, hint)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	if _, err := os.Stat(filepath.Join(judgeDir, "node_modules", "improv-wifi-serial-sdk", "dist", "serial.js")); err != nil {
-		missing(filepath.Join("interop", judgeDir, "node_modules") + " has no improv-wifi-serial-sdk")
-	}
-	return node
+	return needNode(t, "Improv", "improv-wifi-serial-sdk", filepath.Join("dist", "serial.js"))
 }
 
 // improvJudgeResult is the JSON summary improv-judge.mjs prints.
@@ -118,57 +98,20 @@ func TestImprovSDK(t *testing.T) {
 	}
 	hp.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := dev.ServeRFC2217(ctx, ln); err != nil {
-			t.Errorf("ServeRFC2217: %v", err)
-		}
-	}()
-	defer wg.Wait()
-	defer cancel()
+	serverAddr := serveRFC2217(t, dev)
 
 	const ssid, pass = "mos-demo-net", "demo-pass-1234"
 	args := []string{"--import", "./" + filepath.ToSlash(filepath.Join(judgeDir, "improv-hooks.mjs")),
 		filepath.Join(judgeDir, "improv-judge.mjs"),
-		"--port", ln.Addr().String(),
+		"--port", serverAddr,
 		"--ssid", ssid, "--pass", pass, "--wrong-pass", "wrong-password",
 		"--timeout", "60",
 	}
-	trace := os.Getenv("MOS_JUDGE_TRACE") != ""
-	if trace {
-		args = append(args, "--trace")
-	}
-	runCtx, stop := context.WithTimeout(ctx, 70*time.Second)
-	defer stop()
-	cmd := exec.CommandContext(runCtx, node, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	elapsed := time.Since(start)
-	if trace {
-		t.Logf("judge stderr:\n%s", stderr.String())
-	}
 	var res improvJudgeResult
-	jsonErr := json.Unmarshal(stdout.Bytes(), &res)
-	if runErr != nil || jsonErr != nil || !res.OK {
-		t.Logf("judge stderr:\n%s", tail(stderr.String(), 60))
-		if jsonErr != nil {
-			t.Fatalf("improv judge: %v; no JSON summary (%v); stdout: %q", runErr, jsonErr, tail(stdout.String(), 5))
-		}
-		var ee *exec.ExitError
-		if runErr != nil && !errors.As(runErr, &ee) {
-			t.Fatalf("improv judge: %v", runErr)
-		}
-		t.Fatalf("improv-wifi-serial-sdk failed against the virtual device: %s\n%s", res.Error, stdout.String())
-	}
+	run := runJudgeScript(t, node, args, 70*time.Second, &res, func() bool { return res.OK }, func(run *judgeRun) string {
+		return fmt.Sprintf("improv-wifi-serial-sdk failed against the virtual device: %s\n%s", res.Error, run.stdout.String())
+	})
+	elapsed := run.elapsed
 	if testing.Verbose() {
 		var steps []string
 		for _, s := range res.Steps {
