@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/fwimage"
@@ -159,18 +157,6 @@ func BuildPartitionTableSpec(path string) ([]byte, error) {
 	return t.Encode()
 }
 
-var partTypes = map[string]uint8{"app": fwimage.PartTypeApp, "data": fwimage.PartTypeData}
-
-var subTypes = map[uint8]map[string]uint8{
-	fwimage.PartTypeApp: {"factory": fwimage.PartSubAppFactory, "test": fwimage.PartSubAppTest},
-	fwimage.PartTypeData: {
-		"ota": fwimage.PartSubDataOTA, "phy": fwimage.PartSubDataPHY, "nvs": fwimage.PartSubDataNVS,
-		"coredump": fwimage.PartSubDataCoredump, "nvs_keys": fwimage.PartSubDataNVSKeys,
-		"efuse": fwimage.PartSubDataEfuse, "fat": fwimage.PartSubDataFAT,
-		"spiffs": fwimage.PartSubDataSPIFFS, "littlefs": fwimage.PartSubDataLittleFS,
-	},
-}
-
 // Table checks the rows (no overlap, offsets 4 KiB aligned, apps 64 KiB
 // aligned, as ESP-IDF's gen_esp32part requires) and returns the table.
 func (s *PartitionTableSpec) Table() (*fwimage.PartitionTable, error) {
@@ -179,10 +165,10 @@ func (s *PartitionTableSpec) Table() (*fwimage.PartitionTable, error) {
 	for i, ps := range s.Partitions {
 		p := fwimage.Partition{Label: ps.Label, Offset: uint32(ps.Offset), Size: uint32(ps.Size)}
 		var err error
-		if p.Type, err = lookupCode(ps.Type, partTypes); err != nil {
+		if p.Type, err = fwimage.ParsePartitionType(ps.Type); err != nil {
 			return nil, fmt.Errorf("partition %q type: %w", ps.Label, err)
 		}
-		if p.SubType, err = subTypeCode(p.Type, ps.SubType); err != nil {
+		if p.SubType, err = fwimage.ParsePartitionSubType(p.Type, ps.SubType); err != nil {
 			return nil, fmt.Errorf("partition %q subtype: %w", ps.Label, err)
 		}
 		for _, f := range ps.Flags {
@@ -211,24 +197,4 @@ func (s *PartitionTableSpec) Table() (*fwimage.PartitionTable, error) {
 		t.Partitions = append(t.Partitions, p)
 	}
 	return t, nil
-}
-
-func subTypeCode(typ uint8, s string) (uint8, error) {
-	if typ == fwimage.PartTypeApp && strings.HasPrefix(s, "ota_") {
-		if n, err := strconv.Atoi(s[4:]); err == nil && n >= 0 && n < 16 {
-			return fwimage.PartSubAppOTA0 + uint8(n), nil
-		}
-	}
-	return lookupCode(s, subTypes[typ])
-}
-
-// lookupCode reads a name from names, or a number (decimal or 0x hex).
-func lookupCode(s string, names map[string]uint8) (uint8, error) {
-	if c, ok := names[s]; ok {
-		return c, nil
-	}
-	if v, err := strconv.ParseUint(s, 0, 8); err == nil {
-		return uint8(v), nil
-	}
-	return 0, fmt.Errorf("%q is neither a known name nor a number below 256", s)
 }

@@ -300,39 +300,9 @@ func describeTable(data []byte) *ptInfo {
 	}
 	info.HasMD5 = t.HasMD5
 	for _, p := range t.Partitions {
-		typ, sub := partitionNames(p)
-		info.Partitions = append(info.Partitions, partEntry{p.Label, typ, sub, p.Offset, p.Size, p.Flags})
+		info.Partitions = append(info.Partitions, partEntry{p.Label, p.TypeName(), p.SubTypeName(), p.Offset, p.Size, p.Flags})
 	}
 	return info
-}
-
-// partitionNames gives ESP-IDF's names for a row's type and subtype.
-func partitionNames(p fwimage.Partition) (string, string) {
-	sub := fmt.Sprintf("0x%02x", p.SubType)
-	switch p.Type {
-	case fwimage.PartTypeApp:
-		switch {
-		case p.SubType == fwimage.PartSubAppFactory:
-			sub = "factory"
-		case p.SubType == fwimage.PartSubAppTest:
-			sub = "test"
-		case p.SubType >= fwimage.PartSubAppOTA0 && p.SubType < fwimage.PartSubAppOTA0+16:
-			sub = fmt.Sprintf("ota_%d", p.SubType-fwimage.PartSubAppOTA0)
-		}
-		return "app", sub
-	case fwimage.PartTypeData:
-		names := map[uint8]string{
-			fwimage.PartSubDataOTA: "ota", fwimage.PartSubDataPHY: "phy", fwimage.PartSubDataNVS: "nvs",
-			fwimage.PartSubDataCoredump: "coredump", fwimage.PartSubDataNVSKeys: "nvs_keys",
-			fwimage.PartSubDataEfuse: "efuse", fwimage.PartSubDataFAT: "fat",
-			fwimage.PartSubDataSPIFFS: "spiffs", fwimage.PartSubDataLittleFS: "littlefs",
-		}
-		if n, ok := names[p.SubType]; ok {
-			sub = n
-		}
-		return "data", sub
-	}
-	return fmt.Sprintf("0x%02x", p.Type), sub
 }
 
 func (r fwInfoResult) Data() any { return r }
