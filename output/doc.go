@@ -14,6 +14,15 @@
 //
 //	{"error": {"message": "...", "code": 3, "name": "port_not_found", "hint": "..."}, "warnings": [...]}
 //
+// A command that fails or is interrupted after getting part of its job done
+// (a flash with some regions verified) attaches that part with WithResult,
+// and the failure document then carries it next to the error:
+//
+//	{"result": <partial Result.Data()>, "error": {...}, "warnings": [...]}
+//
+// so a script can tell an interrupted run (exit 130, "error".name
+// "interrupted") from a complete one by the "error" key alone.
+//
 // "warnings" is always present and always an array, so a consumer never needs
 // to tell null from []. The same envelope is used by every command, which is
 // why a result that is a list (mos ports) is still wrapped: `jq .result`.

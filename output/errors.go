@@ -86,3 +86,34 @@ type hintedError struct {
 func (e *hintedError) Error() string { return e.err.Error() }
 func (e *hintedError) Unwrap() error { return e.err }
 func (e *hintedError) Hint() string  { return e.hint }
+
+// WithResult attaches to err what the command got done before it failed
+// or was interrupted (the regions a flash verified, say), so that the
+// error report carries it: as text before the error, and in JSON as
+// "result" next to "error" in the one document.
+func WithResult(err error, r Result) error {
+	if err == nil || r == nil {
+		return err
+	}
+	return &resultError{err: err, result: r}
+}
+
+// ResultOf returns the partial result attached to err by WithResult, or nil.
+func ResultOf(err error) Result {
+	var r Result
+	walk(err, func(e error) bool {
+		if re, ok := e.(*resultError); ok {
+			r = re.result
+		}
+		return r != nil
+	})
+	return r
+}
+
+type resultError struct {
+	err    error
+	result Result
+}
+
+func (e *resultError) Error() string { return e.err.Error() }
+func (e *resultError) Unwrap() error { return e.err }

@@ -125,17 +125,25 @@ type errorDoc struct {
 // PrintError reports the error that ends the command: "Error: ..." and a
 // hint line on stderr, or in JSON mode an {"error": ...} document on stdout
 // (on stderr as a JSON line if a result document was already printed, so
-// stdout still holds a single document).
+// stdout still holds a single document). A partial result attached with
+// WithResult is printed too: its text on stdout before the error, or as
+// "result" in the same JSON document, so an interrupted or failed command
+// still says what it got done.
 func (p *Printer) PrintError(err error) {
 	if err == nil {
 		return
 	}
 	code := ExitCode(err)
 	e := errorDoc{Message: errorMessage(err), Code: code, Name: CodeName(code), Hint: Hint(err)}
+	partial := ResultOf(err)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearBarLocked()
 	if !p.json {
+		if partial != nil && !p.printed {
+			p.printed = true
+			_ = writeText(p.stdout, partial.Text())
+		}
 		if code == ExitInterrupted {
 			p.lineLocked("Interrupted.")
 			return
@@ -151,11 +159,20 @@ func (p *Printer) PrintError(err error) {
 		return
 	}
 	doc := struct {
+		Result   any      `json:"result,omitempty"`
 		Error    errorDoc `json:"error"`
 		Warnings []string `json:"warnings"`
-	}{e, p.warningsLocked()}
+	}{nil, e, p.warningsLocked()}
+	if partial != nil {
+		doc.Result = partial.Data()
+	}
+	b, jerr := encodeJSON(doc, true)
+	if jerr != nil { // the partial result does not encode: the error still must
+		doc.Result = nil
+		b, _ = encodeJSON(doc, true)
+	}
 	p.printed = true
-	_ = writeJSON(p.stdout, doc, true)
+	_, _ = p.stdout.Write(b)
 }
 
 // errorMessage replaces the bare context errors, whose text means nothing

@@ -213,3 +213,58 @@ func TestUnencodableResultLeavesRoomForError(t *testing.T) {
 		t.Errorf("want an error document, got %s", out)
 	}
 }
+
+// A failed or interrupted command's partial result travels with its error:
+// in JSON both keys are in the one document, in text the result comes
+// first on stdout.
+func TestPrintErrorWithResult(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		json     bool
+		wantCode int
+		wantOut  string // text: stdout; JSON: compact "result"
+		wantErr  string // text: stderr; JSON: error name
+	}{
+		{"interrupted, text", WithResult(fmt.Errorf("write: %w", contextCanceled()), listResult{"app verified"}), false,
+			ExitInterrupted, "app verified\n", "Interrupted.\n"},
+		{"failed, text", WithResult(errors.New("boom"), listResult{"boot verified"}), false,
+			ExitFailure, "boot verified\n", "Error: boom\n"},
+		{"interrupted, JSON", WithResult(fmt.Errorf("write: %w", contextCanceled()), listResult{"app"}), true,
+			ExitInterrupted, `["app"]`, "interrupted"},
+		{"failed wrapped, JSON", fmt.Errorf("flash: %w", WithResult(&UsageError{Err: errors.New("x")}, listResult{"a"})), true,
+			ExitUsage, `["a"]`, "usage"},
+		{"unencodable result, JSON", WithResult(errors.New("boom"), badResult{}), true,
+			ExitFailure, "", "failure"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code := ExitCode(tt.err); code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			p, out, errb := newTest(tt.json, false)
+			p.PrintError(tt.err)
+			if !tt.json {
+				if out.String() != tt.wantOut || errb.String() != tt.wantErr {
+					t.Errorf("stdout %q stderr %q, want %q %q", out, errb, tt.wantOut, tt.wantErr)
+				}
+				return
+			}
+			doc := decodeOne(t, out.Bytes())
+			e, ok := doc["error"].(map[string]any)
+			if !ok || e["name"] != tt.wantErr {
+				t.Errorf("error = %v, want name %q", doc["error"], tt.wantErr)
+			}
+			res, has := doc["result"]
+			switch {
+			case tt.wantOut == "" && has:
+				t.Errorf("result %v, want none", res)
+			case tt.wantOut != "" && compact(t, res) != tt.wantOut:
+				t.Errorf("result %v, want %s", res, tt.wantOut)
+			}
+			if errb.Len() != 0 {
+				t.Errorf("stderr = %q", errb)
+			}
+		})
+	}
+}

@@ -46,8 +46,9 @@ func execute(ctx context.Context, a *app, args []string) int {
 	}
 	if ctx.Err() != nil {
 		// The user interrupted: whatever failed next (a closed port, a
-		// short read) is a consequence, not the cause.
-		err = context.Cause(ctx)
+		// short read) is a consequence, not the cause. What the command
+		// got done before that (a partial result) is still reported.
+		err = output.WithResult(context.Cause(ctx), output.ResultOf(err))
 	}
 	a.printerFor(args).PrintError(err)
 	return output.ExitCode(err)
