@@ -1,8 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +19,45 @@ import (
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/port"
 )
+
+// validate checks every flag before the board is touched.
+func (o *flashOptions) validate() error {
+	if err := o.resetOptions.validate(); err != nil {
+		return err
+	}
+	if _, err := o.forcedChip(); err != nil {
+		return err
+	}
+	if err := o.params().Check(); err != nil {
+		var pe *fwimage.FlashParamError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("--flash-%s: %w", pe.Field, err)
+		}
+		return err
+	}
+	if c, _ := o.forcedChip(); c != nil {
+		if err := o.params().CheckChip(c); err != nil {
+			return fmt.Errorf("--flash-%s with --chip %s: %w", err.(*fwimage.FlashParamError).Field, c.Key, err)
+		}
+	}
+	return nil
+}
+
+// forcedChip is the chip --chip names, or nil.
+func (o *flashOptions) forcedChip() (*chips.Chip, error) {
+	if o.chip == "" {
+		return nil, nil
+	}
+	c, err := chips.ByKey(o.chip)
+	if err != nil {
+		return nil, fmt.Errorf("--chip: %w", err)
+	}
+	return c, nil
+}
+
+func (o *flashOptions) params() fwimage.FlashParams {
+	return fwimage.FlashParams{Mode: o.flashMode, Size: o.flashSize, Freq: o.flashFreq}
+}
 
 // fastBaud is the rate flash commands work at unless --baud says otherwise.
 const fastBaud = 921600
@@ -64,19 +106,31 @@ func newFlashCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashMode, "flash-mode", "keep", "bootloader flash mode: keep, qio, qout, dio, dout")
 	f.StringVar(&o.flashSize, "flash-size", "keep", "bootloader flash size: keep, detect, or e.g. 4MB")
 	f.StringVar(&o.flashFreq, "flash-freq", "keep", "bootloader flash frequency: keep, 80m, 40m, 26m, 20m")
-	f.BoolVar(&o.keepFS, "keep-fs", false, "do not write the bundle's filesystem part (keep the files and config on the board)")
+	f.BoolVar(&o.keepFS, "keep-fs", false, "keep the board's data partitions (files, settings): do not write the bundle's")
 	return cmd
 }
 
-// flashResult is what `mos flash` reports.
+// flashResult is what `mos flash` reports, also (partly) when it fails.
 type flashResult struct {
-	Chip     string                 `json:"chip"`
-	Port     string                 `json:"port"`
-	Baud     int                    `json:"baud"`
-	Stub     bool                   `json:"stub"`
-	Seconds  float64                `json:"seconds"`
-	Regions  []flasher.RegionReport `json:"regions"`
-	Complete bool                   `json:"complete"`
+	Chip     string        `json:"chip"`
+	Port     string        `json:"port"`
+	Baud     int           `json:"baud"`
+	Stub     bool          `json:"stub"`
+	Seconds  float64       `json:"seconds"`
+	Regions  []flashRegion `json:"regions"`
+	Complete bool          `json:"complete"`
+	// DataReplaced and DataKept name the parts in the board's data
+	// partitions (files, settings) that this run replaced or, with
+	// --keep-fs, left alone.
+	DataReplaced []string `json:"data_replaced"`
+	DataKept     []string `json:"data_kept"`
+}
+
+// flashRegion is a region's report and, for a part in a data partition,
+// what became of the board's data: "replaced", "kept", "same", "blank".
+type flashRegion struct {
+	flasher.RegionReport
+	Data string `json:"data,omitempty"`
 }
 
 func (r flashResult) Data() any { return r }
@@ -91,6 +145,14 @@ func (r flashResult) Text() string {
 		if reg.State == flasher.StateVerified && reg.SectorsSkipped > 0 {
 			state = fmt.Sprintf("verified (%d sectors unchanged)", reg.SectorsSkipped)
 		}
+		switch reg.Data {
+		case fwbundle.DataReplaced, fwbundle.DataUnknown:
+			if reg.State == flasher.StateVerified || reg.State == flasher.StateUnverified {
+				state += ", data replaced"
+			}
+		case fwbundle.DataKept:
+			state = "kept (--keep-fs)"
+		}
 		fmt.Fprintf(tw, "%s\t0x%06X\t%d\t%s\t%d\n", reg.Name, reg.Addr, reg.Size, state, reg.BytesSent)
 		written += reg.BytesWritten
 	}
@@ -100,6 +162,9 @@ func (r flashResult) Text() string {
 		verdict = "INCOMPLETE"
 	}
 	fmt.Fprintf(&b, "%s: %s, %d bytes written in %.1f s at %d baud", verdict, r.Chip, written, r.Seconds, r.Baud)
+	if len(r.DataReplaced) > 0 && r.Complete {
+		fmt.Fprintf(&b, "\nthe board's data in %s was replaced by the bundle's", strings.Join(r.DataReplaced, ", "))
+	}
 	return b.String()
 }
 
@@ -110,12 +175,7 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 	if err != nil {
 		return err
 	}
-	var forced *chips.Chip
-	if o.chip != "" {
-		if forced, err = chips.ByKey(o.chip); err != nil {
-			return output.Usagef("--chip: %v", err)
-		}
-	}
+	forced, _ := o.forcedChip() // checked by validate
 	start := time.Now()
 	p, l, err := openSession(ctx, a, o.resetOptions, baud, o.noStub)
 	if err != nil {
@@ -127,28 +187,27 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 		a.out.Warnf("treating the detected %s as %s (--chip)", chip.Name, forced.Name)
 		chip = forced
 	}
-	skipFS := func(p fwbundle.Part) bool { return o.keepFS && p.Type == "fs" }
-	regions, err := bundleRegions(ctx, a, l, chip, bundle, o, skipFS)
+	plan, err := planFlash(ctx, a, l, chip, bundle, fwbundle.PlanOptions{Params: o.params(), KeepData: o.keepFS})
 	if err != nil {
 		return err
 	}
-	reports, werr := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
+	announceData(a, plan, "--keep-fs keeps them")
+	reports, werr := l.WriteRegions(ctx, planRegions(plan), flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
 	res := flashResult{Chip: chip.Name, Port: p.Name(), Baud: p.BaudRate(), Stub: l.Stub,
-		Seconds: time.Since(start).Seconds(), Regions: reports, Complete: werr == nil}
+		Seconds: time.Since(start).Seconds(), Complete: werr == nil}
+	res.Regions, res.DataReplaced, res.DataKept = planReport(plan, reports)
 	for _, r := range reports {
 		if r.State == flasher.StateUnverified {
 			a.out.Warnf("%s at 0x%X was written but NOT verified: the %s ROM cannot compute MD5 (run without --no-stub to verify)", r.Name, r.Addr, chip.Name)
 		}
 	}
-	if werr == nil {
-		if err := finish(ctx, p, o.resetOptions); err != nil {
-			return err
-		}
+	if werr != nil {
+		return output.WithResult(werr, res)
 	}
-	if err := a.out.Print(res); err != nil {
-		return err
+	if err := finish(ctx, p, o.resetOptions); err != nil {
+		return output.WithResult(err, res)
 	}
-	return werr
+	return a.out.Print(res)
 }
 
 // openSession opens the port and gets a loader ready at the working baud.
@@ -196,12 +255,11 @@ func flashSize(ctx context.Context, a *app, l *flasher.Loader) (int, error) {
 	return size, nil
 }
 
-// bundleRegions gets the flash ready for a bundle and returns the regions
-// to write: the flash size read from the chip, the bundle checked against
-// chip and size, and the bootloader's header patched to the flash
-// parameters asked for (flags first, then those of flasher_args.json).
-// Parts marked flash: false, and those skip selects, are left out.
-func bundleRegions(ctx context.Context, a *app, l *flasher.Loader, chip *chips.Chip, b *fwbundle.Bundle, o flashOptions, skip func(fwbundle.Part) bool) ([]flasher.Region, error) {
+// planFlash gets the flash ready for a bundle and works out what to
+// write (fwbundle.Plan): the flash size is read from the chip, and the
+// loader compares the bundle's data partitions with the board's when it
+// can compute an MD5.
+func planFlash(ctx context.Context, a *app, l *flasher.Loader, chip *chips.Chip, b *fwbundle.Bundle, o fwbundle.PlanOptions) (*fwbundle.Plan, error) {
 	size, err := flashSize(ctx, a, l)
 	if err != nil {
 		return nil, err
@@ -209,40 +267,99 @@ func bundleRegions(ctx context.Context, a *app, l *flasher.Loader, chip *chips.C
 	if err := l.AttachFlash(ctx, size); err != nil {
 		return nil, err
 	}
-	if err := b.Validate(chip, size); err != nil {
-		return nil, err
+	var dev fwbundle.FlashSummer
+	if l.CanMD5() {
+		dev = l
 	}
-	if o.flashMode == "keep" && b.FlashMode != "" {
-		o.flashMode = b.FlashMode
+	plan, err := b.Plan(ctx, chip, size, dev, o)
+	if err != nil {
+		return nil, flashParamFlag(err)
 	}
-	if o.flashSize == "keep" && b.FlashSize != "" {
-		o.flashSize = b.FlashSize
+	for _, w := range plan.Write {
+		if w.Patched {
+			a.out.Infof("%s: flash parameters set in the bootloader header (SHA-256 recomputed)", w.Name)
+		}
 	}
-	if o.flashFreq == "keep" && b.FlashFreq != "" {
-		o.flashFreq = b.FlashFreq
+	return plan, nil
+}
+
+// announceData says, before anything is written, which of the board's
+// data partitions the write replaces and which are kept; how names the
+// way to keep them.
+func announceData(a *app, plan *fwbundle.Plan, how string) {
+	if r := plan.Replaced(); len(r) > 0 {
+		var names []string
+		unknown := false
+		for _, p := range r {
+			names = append(names, partName(p))
+			unknown = unknown || p.DataState == fwbundle.DataUnknown
+		}
+		verb := "hold data that will be replaced"
+		if unknown {
+			verb = "will be overwritten (this loader cannot read them first)"
+		}
+		a.out.Warnf("the board's data partitions %s %s by the bundle's: its files and settings are lost; %s",
+			strings.Join(names, ", "), verb, how)
 	}
+	if len(plan.Kept) > 0 {
+		var names []string
+		for _, p := range plan.Kept {
+			names = append(names, partName(p))
+		}
+		a.out.Infof("keeping the board's data partitions: %s", strings.Join(names, ", "))
+	}
+}
+
+func partName(p fwbundle.PlannedPart) string {
+	if p.Partition != "" && p.Partition != p.Name {
+		return fmt.Sprintf("%s (partition %s, 0x%X)", p.Name, p.Partition, p.Addr)
+	}
+	return fmt.Sprintf("%s (0x%X)", p.Name, p.Addr)
+}
+
+// planRegions are the plan's parts as the flasher takes them.
+func planRegions(plan *fwbundle.Plan) []flasher.Region {
 	var regions []flasher.Region
-	for _, part := range b.Parts {
-		if !part.Flash || skip(part) {
-			continue
-		}
-		data := part.Data
-		if part.Addr == chip.BootloaderOffset {
-			patched, changed, err := patchFlashParams(chip, data, size, o)
-			if err != nil {
-				return nil, err
-			}
-			if changed {
-				a.out.Infof("%s: flash parameters set in the bootloader header (SHA-256 recomputed)", part.Name)
-			}
-			data = patched
-		}
-		regions = append(regions, flasher.Region{Name: part.Name, Addr: part.Addr, Data: data})
+	for _, w := range plan.Write {
+		regions = append(regions, flasher.Region{Name: w.Name, Addr: w.Addr, Data: w.Data})
 	}
-	if len(regions) == 0 {
-		return nil, output.Usagef("nothing to flash: every part is marked flash: false")
+	return regions
+}
+
+// planReport joins the flasher's reports (one per region written, in
+// order) with what the plan knew about data partitions.
+func planReport(plan *fwbundle.Plan, reports []flasher.RegionReport) (rows []flashRegion, replaced, kept []string) {
+	replaced, kept = []string{}, []string{}
+	for i, rep := range reports {
+		row := flashRegion{RegionReport: rep}
+		if i < len(plan.Write) && plan.Write[i].Name == rep.Name {
+			row.Data = plan.Write[i].DataState
+			if (row.Data == fwbundle.DataReplaced || row.Data == fwbundle.DataUnknown) &&
+				(rep.State == flasher.StateVerified || rep.State == flasher.StateUnverified) {
+				replaced = append(replaced, rep.Name)
+			}
+		}
+		rows = append(rows, row)
 	}
-	return regions, nil
+	for _, k := range plan.Kept {
+		rows = append(rows, flashRegion{RegionReport: flasher.RegionReport{Name: k.Name, Addr: k.Addr, Size: len(k.Data), State: fwbundle.DataKept}, Data: fwbundle.DataKept})
+		kept = append(kept, k.Name)
+	}
+	slices.SortStableFunc(rows, func(x, y flashRegion) int { return cmp.Compare(x.Addr, y.Addr) })
+	if rows == nil {
+		rows = []flashRegion{}
+	}
+	return rows, replaced, kept
+}
+
+// flashParamFlag names the flag behind a flash setting the chip found
+// cannot take.
+func flashParamFlag(err error) error {
+	var pe *fwimage.FlashParamError
+	if errors.As(err, &pe) {
+		return output.Usagef("--flash-%s: %w", pe.Field, err)
+	}
+	return err
 }
 
 // writeProgress renders the flasher's progress through the printer.
@@ -251,45 +368,4 @@ func writeProgress(a *app) flasher.Progress {
 	return func(stage, part string, done, total int64) {
 		progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
 	}
-}
-
-// patchFlashParams sets the mode/size/frequency bytes of a bootloader
-// image as asked ("keep" leaves each), recomputing its appended SHA-256 so
-// that the ROM still accepts it. Data that is not a valid image is left
-// alone.
-func patchFlashParams(chip *chips.Chip, data []byte, size int, o flashOptions) ([]byte, bool, error) {
-	if o.flashMode == "keep" && o.flashSize == "keep" && o.flashFreq == "keep" {
-		return data, false, nil
-	}
-	img, err := fwimage.ParseFor(chip, data)
-	if err != nil || img.Verify() != nil {
-		return data, false, nil
-	}
-	mode, sizeCode, freq := img.FlashMode, img.FlashSizeCode, img.FlashFreqCode
-	if o.flashMode != "keep" {
-		if mode, err = fwimage.ModeCode(o.flashMode); err != nil {
-			return nil, false, output.Usagef("--flash-mode: %v", err)
-		}
-	}
-	switch o.flashSize {
-	case "keep":
-	case "detect":
-		if sizeCode, err = fwimage.SizeCode(chip, size); err != nil {
-			return nil, false, output.Usagef("--flash-size detect: %v", err)
-		}
-	default:
-		if sizeCode, err = fwimage.SizeCodeByName(chip, o.flashSize); err != nil {
-			return nil, false, output.Usagef("--flash-size: %v", err)
-		}
-	}
-	if o.flashFreq != "keep" {
-		if freq, err = fwimage.FreqCode(chip, o.flashFreq); err != nil {
-			return nil, false, output.Usagef("--flash-freq: %v", err)
-		}
-	}
-	out := append([]byte(nil), data...)
-	if err := fwimage.SetFlashParams(out, mode, sizeCode, freq); err != nil {
-		return nil, false, err
-	}
-	return out, string(out[:img.Length]) != string(data[:img.Length]), nil
 }

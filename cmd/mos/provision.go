@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -27,6 +28,7 @@ type provisionOptions struct {
 	force     bool
 	eraseData bool
 	noFlash   bool
+	demo      bool
 }
 
 func newProvisionCmd(a *app) *cobra.Command {
@@ -35,16 +37,16 @@ func newProvisionCmd(a *app) *cobra.Command {
 		Use:   "provision [BUNDLE.zip]",
 		Short: "Take a board from blank to configured: flash, boot, Wi-Fi, settings, verify",
 		Long: "One command from a blank board to a configured device:\n" +
-			"  1. flash the firmware (the embedded demo firmware for the detected chip unless a\n" +
-			"     bundle is named), writing only what differs and keeping the board's data\n" +
-			"     partitions (files, config) unless --erase-data;\n" +
+			"  1. flash the firmware bundle, writing only what differs and keeping the board's\n" +
+			"     data partitions (files, config) unless --erase-data; without a bundle, the\n" +
+			"     embedded demo firmware, on the virtual device (sim://) only unless --demo;\n" +
 			"  2. boot it and wait until it answers RPC;\n" +
 			"  3. apply settings (--set key=value ...), saved;\n" +
 			"  4. join Wi-Fi (--wifi-ssid/--wifi-pass) and wait for an IP address;\n" +
 			"  5. verify with Sys.GetInfo and print a summary.\n" +
 			"Steps with nothing to do are skipped, so a second run is quick. Identity and cloud\n" +
 			"registration join this command as they land.",
-		Example: "  mos --port /dev/ttyUSB0 provision --wifi-ssid HomeNet --wifi-pass secret\n" +
+		Example: "  mos --port /dev/ttyUSB0 provision fw.zip --wifi-ssid HomeNet --wifi-pass secret\n" +
 			"  mos --port sim://esp32 provision --wifi-ssid mos-demo-net --wifi-pass demo-pass-1234",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +60,9 @@ func newProvisionCmd(a *app) *cobra.Command {
 			if err != nil {
 				return usageErr(cmd, err)
 			}
+			if err := o.checkFirmware(cmd, a.opts.Port, args); err != nil {
+				return err
+			}
 			return runProvision(cmd, a, o, args, values)
 		},
 	}
@@ -70,8 +75,37 @@ func newProvisionCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.force, "force", false, "rewrite all of the firmware even where the flash already holds it")
 	f.BoolVar(&o.eraseData, "erase-data", false, "also write the bundle's data partitions (wipes files and config)")
 	f.BoolVar(&o.noFlash, "no-flash", false, "skip flashing: the board already runs the firmware")
+	f.BoolVar(&o.demo, "demo", false, "flash the embedded demo firmware to a port that is not sim:// (it runs only on the virtual device)")
 	return cmd
 }
+
+// checkFirmware refuses, before the port is opened, to put the embedded
+// demo firmware on anything but the in-process virtual device unless
+// --demo asks for it: the demo's code is not real ESP code, and on a board
+// it would replace the user's firmware with one that cannot boot.
+func (o *provisionOptions) checkFirmware(cmd *cobra.Command, portName string, args []string) error {
+	switch {
+	case o.demo && len(args) > 0:
+		return usageErr(cmd, errors.New("name a bundle or give --demo, not both"))
+	case o.demo && o.noFlash:
+		return usageErr(cmd, errors.New("--demo flashes the demo firmware, --no-flash flashes nothing: give one of them"))
+	case len(args) > 0 || o.noFlash || o.demo || isVirtualPort(portName):
+		return nil
+	case portName == "": // no port at all: opening it says so
+		return nil
+	}
+	return output.WithHint(output.WithExitCode(
+		fmt.Errorf("no firmware named: the embedded demo firmware runs only on the virtual device (sim://), "+
+			"and on %s it would replace the board's firmware with one that cannot boot", portName),
+		output.ExitUsage),
+		"name your firmware: `mos provision BUNDLE.zip ...`; --no-flash if the board runs it already; "+
+			"--demo if you really want the demo firmware on this port")
+}
+
+// isVirtualPort reports whether the port is the in-process virtual device.
+// A virtual device served over the network (`mos sim serve`) is not: from
+// here it looks like any board.
+func isVirtualPort(name string) bool { return strings.HasPrefix(name, "sim://") }
 
 func parseSets(sets []string) (map[string]any, error) {
 	values := map[string]any{}
@@ -235,12 +269,12 @@ func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions
 	}
 	// The board's data partitions hold its files and saved config:
 	// provisioning keeps them unless asked to start afresh.
-	keepData := func(p fwbundle.Part) bool { return !o.eraseData && (p.Type == "fs" || p.Type == "nvs") }
-	keep := flashOptions{flashMode: "keep", flashSize: "keep", flashFreq: "keep"}
-	regions, err := bundleRegions(ctx, a, l, l.Chip, bundle, keep, keepData)
+	plan, err := planFlash(ctx, a, l, l.Chip, bundle, fwbundle.PlanOptions{KeepData: !o.eraseData})
 	if err != nil {
 		return "", "", err
 	}
+	announceData(a, plan, "as --erase-data asks")
+	regions := planRegions(plan)
 	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
 	if err != nil {
 		return "", "", err
