@@ -54,6 +54,20 @@ var (
 	ipRE     = regexp.MustCompile(`\b(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})\b`)
 )
 
+// CheckWiFi checks a network name and password against what a Wi-Fi
+// station can be given (IEEE 802.11: an SSID is 1 to 32 bytes; a WPA
+// passphrase at most 63 characters, or a 64-digit hex key), so that a
+// command can refuse them before it touches the board.
+func CheckWiFi(ssid, pass string) error {
+	if len(ssid) == 0 || len(ssid) > 32 {
+		return &ArgError{fmt.Errorf("Wi-Fi network name %q: must be 1 to 32 bytes", ssid)}
+	}
+	if len(pass) > 64 {
+		return &ArgError{errors.New("Wi-Fi password: at most 64 characters")}
+	}
+	return nil
+}
+
 // JoinWiFi does what `mos wifi` does: Config.Set of wifi.sta.enable true,
 // ssid, pass and wifi.ap.enable false, saved, with a reboot. Then it
 // watches the log and polls Sys.GetInfo until the station has an IP
@@ -61,11 +75,8 @@ var (
 // 202 (and 15, 204) is a wrong password, 201 a network not found. Lines
 // logged before the reboot belong to the old settings and are ignored.
 func (c *Client) JoinWiFi(ctx context.Context, ssid, pass string, o WiFiOptions) (*WiFiResult, error) {
-	if len(ssid) == 0 || len(ssid) > 32 {
-		return nil, &ArgError{fmt.Errorf("Wi-Fi network name %q: must be 1 to 32 bytes", ssid)}
-	}
-	if len(pass) > 64 {
-		return nil, &ArgError{errors.New("Wi-Fi password: at most 64 characters")}
+	if err := CheckWiFi(ssid, pass); err != nil {
+		return nil, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second

@@ -191,7 +191,7 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 	if err != nil {
 		return err
 	}
-	announceData(a, plan, "--keep-fs keeps them")
+	announceData(a, plan, func(it string) string { return "--keep-fs keeps " + it })
 	reports, werr := l.WriteRegions(ctx, planRegions(plan), flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
 	res := flashResult{Chip: chip.Name, Port: p.Name(), Baud: p.BaudRate(), Stub: l.Stub,
 		Seconds: time.Since(start).Seconds(), Complete: werr == nil}
@@ -284,9 +284,9 @@ func planFlash(ctx context.Context, a *app, l *flasher.Loader, chip *chips.Chip,
 }
 
 // announceData says, before anything is written, which of the board's
-// data partitions the write replaces and which are kept; how names the
-// way to keep them.
-func announceData(a *app, plan *fwbundle.Plan, how string) {
+// data partitions the write replaces and which are kept; tail ends the
+// warning (how to keep them), given "it" or "them".
+func announceData(a *app, plan *fwbundle.Plan, tail func(it string) string) {
 	if r := plan.Replaced(); len(r) > 0 {
 		var names []string
 		unknown := false
@@ -294,27 +294,30 @@ func announceData(a *app, plan *fwbundle.Plan, how string) {
 			names = append(names, partName(p))
 			unknown = unknown || p.DataState == fwbundle.DataUnknown
 		}
-		verb := "hold data that will be replaced"
-		if unknown {
-			verb = "will be overwritten (this loader cannot read them first)"
+		verb, it := "holds", "it"
+		if len(r) > 1 {
+			verb, it = "hold", "them"
 		}
-		a.out.Warnf("the board's data partitions %s %s by the bundle's: its files and settings are lost; %s",
-			strings.Join(names, ", "), verb, how)
+		if unknown {
+			verb = "may hold" // the loader cannot compute an MD5 to tell
+		}
+		a.out.Warnf("%s %s the board's own data (files, settings): this flash replaces %s with the bundle's; %s",
+			strings.Join(names, ", "), verb, it, tail(it))
 	}
 	if len(plan.Kept) > 0 {
 		var names []string
 		for _, p := range plan.Kept {
 			names = append(names, partName(p))
 		}
-		a.out.Infof("keeping the board's data partitions: %s", strings.Join(names, ", "))
+		a.out.Infof("keeping the board's data in %s", strings.Join(names, ", "))
 	}
 }
 
 func partName(p fwbundle.PlannedPart) string {
 	if p.Partition != "" && p.Partition != p.Name {
-		return fmt.Sprintf("%s (partition %s, 0x%X)", p.Name, p.Partition, p.Addr)
+		return fmt.Sprintf("%s (partition %s) at 0x%X", p.Name, p.Partition, p.Addr)
 	}
-	return fmt.Sprintf("%s (0x%X)", p.Name, p.Addr)
+	return fmt.Sprintf("%s at 0x%X", p.Name, p.Addr)
 }
 
 // planRegions are the plan's parts as the flasher takes them.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mos-tool/mos/fwbundle"
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/sim"
 )
@@ -177,4 +180,165 @@ func TestFlashPatchesBootloaderParams(t *testing.T) {
 		t.Fatalf("bootloader header % x: want mode 3 (dout), size 16MB (4) / 80m (F)", hdr)
 	}
 	waitState(t, dev, "app") // the recomputed digest is accepted
+}
+
+// demoPart is where the demo bundle puts a part.
+func demoPart(t *testing.T, chip, name string) *fwbundle.Part {
+	t.Helper()
+	b, err := fwbundle.Open("../../firmware-images/" + chip + "-demo.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := b.Part(name)
+	if p == nil {
+		t.Fatalf("the %s demo bundle has no part %q", chip, name)
+	}
+	return p
+}
+
+// Re-flashing a bundle over a board whose data partitions hold its own
+// files says so before writing and reports them replaced; --keep-fs
+// leaves them. Flashing a blank board raises no alarm.
+func TestFlashDataPartitions(t *testing.T) {
+	fs := demoPart(t, "esp32", "fs")
+	files := []byte("the board's own files")
+	tests := []struct {
+		name         string
+		flags        []string
+		wantReplaced []any
+		wantKept     []any
+		keptOnBoard  bool
+	}{
+		{"default replaces them, saying so", nil, []any{"fs"}, []any{}, false},
+		{"--keep-fs keeps them", []string{"--keep-fs"}, []any{}, []any{"nvs", "fs"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := t.Name()
+			url := "sim://esp32?fast=1&id=" + id
+			r := mos{}.run(t, "--port", url, "flash", "../../firmware-images/esp32-demo.zip", "--json")
+			if r.code != 0 {
+				t.Fatalf("first flash: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			doc := oneJSON(t, r.stdout)
+			if w := doc["warnings"].([]any); len(w) != 0 {
+				t.Errorf("blank board: warnings %v", w)
+			}
+			dev := sim.Shared(id)
+			defer dev.Close()
+			if _, err := dev.Flash().Program(fs.Addr, files); err != nil {
+				t.Fatal(err)
+			}
+
+			args := append([]string{"--port", url, "flash", "../../firmware-images/esp32-demo.zip", "--json"}, tt.flags...)
+			r = mos{}.run(t, args...)
+			if r.code != 0 {
+				t.Fatalf("re-flash: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			doc = oneJSON(t, r.stdout)
+			res := doc["result"].(map[string]any)
+			if got := res["data_replaced"]; fmt.Sprint(got) != fmt.Sprint(tt.wantReplaced) {
+				t.Errorf("data_replaced %v, want %v", got, tt.wantReplaced)
+			}
+			if got := res["data_kept"]; fmt.Sprint(got) != fmt.Sprint(tt.wantKept) {
+				t.Errorf("data_kept %v, want %v", got, tt.wantKept)
+			}
+			warned := false
+			for _, w := range doc["warnings"].([]any) {
+				s := w.(string)
+				warned = warned || (strings.HasPrefix(s, fmt.Sprintf("fs at 0x%X holds the board's own data", fs.Addr)) && strings.HasSuffix(s, "--keep-fs keeps it"))
+			}
+			if warned != (len(tt.wantReplaced) > 0) {
+				t.Errorf("warned of the replacement: %v; warnings %v", warned, doc["warnings"])
+			}
+			for _, reg := range res["regions"].([]any) {
+				m := reg.(map[string]any)
+				if m["name"] == "fs" {
+					want := "replaced"
+					if tt.keptOnBoard {
+						want = "kept"
+					}
+					if m["data"] != want {
+						t.Errorf("fs region %v: data %q, want %q", m, m["data"], want)
+					}
+				}
+			}
+			got := make([]byte, len(files))
+			dev.Flash().ReadAt(got, fs.Addr)
+			if bytes.Equal(got, files) != tt.keptOnBoard {
+				t.Errorf("board's fs starts %q after the flash; kept expected: %v", got, tt.keptOnBoard)
+			}
+		})
+	}
+}
+
+// The text table names the replaced data partition.
+func TestFlashDataReplacedText(t *testing.T) {
+	fs := demoPart(t, "esp32c3", "fs")
+	id := t.Name()
+	url := "sim://esp32c3?fast=1&id=" + id
+	if r := (mos{}).run(t, "--port", url, "flash", "../../firmware-images/esp32c3-demo.zip"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	dev := sim.Shared(id)
+	defer dev.Close()
+	dev.Flash().Program(fs.Addr, []byte("files"))
+	r := mos{}.run(t, "--port", url, "flash", "../../firmware-images/esp32c3-demo.zip")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	warning := fmt.Sprintf("Warning: fs at 0x%X holds the board's own data (files, settings): this flash replaces it with the bundle's; --keep-fs keeps it\n", fs.Addr)
+	if w := strings.Index(r.stderr, warning); w < 0 || w > strings.Index(r.stderr, "Writing") {
+		t.Errorf("no warning before writing:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "data replaced") || !strings.Contains(r.stdout, "the board's data in fs was replaced") {
+		t.Errorf("table does not name the replaced data:\n%s", r.stdout)
+	}
+}
+
+// cancelOnProgress cancels a context at the first progress line of a
+// stage, the way Ctrl-C lands in the middle of a write.
+type cancelOnProgress struct {
+	bytes.Buffer
+	stage  string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnProgress) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(`"stage":"`+w.stage+`"`)) {
+		w.cancel()
+	}
+	return w.Buffer.Write(p)
+}
+
+// An interrupted flash exits 130 with an "error" object, and the regions
+// it got through as the partial "result" in the same document.
+func TestFlashInterruptedJSON(t *testing.T) {
+	id := t.Name()
+	file := writeFile(t, "app.bin", randomData(300000, 3))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	errw := &cancelOnProgress{stage: "writing", cancel: cancel}
+	a := newApp(&out, errw)
+	a.getenv = func(string) string { return "" }
+	code := execute(ctx, a, []string{"--port", "sim://esp32?fast=1&id=" + id, "flash", "0x10000:" + file, "--json"})
+	if d := sim.Shared(id); d != nil {
+		defer d.Close()
+	}
+	if code != output.ExitInterrupted {
+		t.Fatalf("exit %d, want %d\n%s%s", code, output.ExitInterrupted, out.String(), errw.String())
+	}
+	doc := oneJSON(t, out.String())
+	e, ok := doc["error"].(map[string]any)
+	if !ok || e["name"] != "interrupted" || e["code"] != float64(output.ExitInterrupted) {
+		t.Fatalf("error %v\n%s", doc["error"], out.String())
+	}
+	res, ok := doc["result"].(map[string]any)
+	if !ok || res["complete"] != false || len(res["regions"].([]any)) != 1 {
+		t.Fatalf("partial result %v", doc["result"])
+	}
+	if st := res["regions"].([]any)[0].(map[string]any)["state"]; st == "verified" {
+		t.Errorf("interrupted region reported %q", st)
+	}
 }

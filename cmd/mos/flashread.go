@@ -25,6 +25,29 @@ func parseAddr(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
+// maxFlashSize is the largest flash an ESP chip addresses (128 MiB, the
+// largest size esptool's image headers encode), so that a range past it is
+// refused before the board is touched; the board's own size is checked once
+// it is known.
+const maxFlashSize = 128 << 20
+
+// checkOutputFile makes sure a file can be created under name before a
+// long read: its folder exists and name is not a folder.
+func checkOutputFile(name string) error {
+	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a folder: give a file name", name)
+	}
+	dir := filepath.Dir(name)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", name, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot write %s: %s is not a folder", name, dir)
+	}
+	return nil
+}
+
 func newFlashReadCmd(a *app) *cobra.Command {
 	var o resetOptions
 	cmd := &cobra.Command{
@@ -43,6 +66,12 @@ func newFlashReadCmd(a *app) *cobra.Command {
 			size, err := parseAddr(args[1])
 			if err != nil || size == 0 {
 				return usageErr(cmd, fmt.Errorf("bad size %q", args[1]))
+			}
+			if uint64(addr)+uint64(size) > maxFlashSize {
+				return usageErr(cmd, fmt.Errorf("0x%X + %d is past the end of the largest flash (%d MiB)", addr, size, maxFlashSize>>20))
+			}
+			if err := checkOutputFile(args[2]); err != nil {
+				return usageErr(cmd, err)
 			}
 			baud := fastBaud
 			if cmd.Flags().Changed("baud") {
@@ -141,6 +170,9 @@ func newFlashEraseCmd(a *app) *cobra.Command {
 				}
 				if addr%0x1000 != 0 || size%0x1000 != 0 || size == 0 {
 					return usageErr(cmd, fmt.Errorf("ADDR and SIZE must be multiples of 4 KiB (0x1000)"))
+				}
+				if uint64(addr)+uint64(size) > maxFlashSize {
+					return usageErr(cmd, fmt.Errorf("0x%X + %d is past the end of the largest flash (%d MiB)", addr, size, maxFlashSize>>20))
 				}
 			}
 			return runFlashErase(cmd.Context(), a, o, addr, int(size), len(args) == 0)

@@ -89,6 +89,11 @@ func newGetCmd(a *app) *cobra.Command {
 		Short: "Copy a file from the device (to stdout without LOCAL)",
 		Args:  usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				if err := checkOutputFile(args[1]); err != nil {
+					return usageErr(cmd, err)
+				}
+			}
 			return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
 				start := time.Now()
 				data, err := s.Get(ctx, args[0], transferProgress(a, "downloading", args[0]))

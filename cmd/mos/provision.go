@@ -56,6 +56,11 @@ func newProvisionCmd(a *app) *cobra.Command {
 			if o.pass != "" && o.ssid == "" {
 				return usageErr(cmd, fmt.Errorf("--wifi-pass needs --wifi-ssid"))
 			}
+			if o.ssid != "" {
+				if err := provision.CheckWiFi(o.ssid, o.pass); err != nil {
+					return usageErr(cmd, err)
+				}
+			}
 			values, err := parseSets(o.sets)
 			if err != nil {
 				return usageErr(cmd, err)
@@ -273,7 +278,7 @@ func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions
 	if err != nil {
 		return "", "", err
 	}
-	announceData(a, plan, "as --erase-data asks")
+	announceData(a, plan, func(string) string { return "as --erase-data asks" })
 	regions := planRegions(plan)
 	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
 	if err != nil {

@@ -38,6 +38,9 @@ func newWifiCmd(a *app) *cobra.Command {
 			if len(args) == 2 {
 				pass = args[1]
 			}
+			if err := provision.CheckWiFi(ssid, pass); err != nil {
+				return usageErr(cmd, err)
+			}
 			timeout := wifiTimeout
 			if cmd.Flags().Changed("timeout") {
 				timeout = a.opts.Timeout
