@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -138,6 +139,8 @@ type provisionResult struct {
 	Steps   []provisionStep `json:"steps"`
 	Device  *provision.Info `json:"device,omitempty"`
 	Seconds float64         `json:"seconds"`
+	// Complete is false in the partial result of a run that failed.
+	Complete bool `json:"complete"`
 }
 
 func (r provisionResult) Data() any { return r }
@@ -156,6 +159,10 @@ func (r provisionResult) Text() string {
 		}
 		fmt.Fprintf(&b, "\n")
 	}
+	if !r.Complete {
+		fmt.Fprintf(&b, "INCOMPLETE: stopped after %.1f s", r.Seconds)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "provisioned in %.1f s", r.Seconds)
 	return b.String()
 }
@@ -169,7 +176,11 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 		a.out.Infof("%s...", name)
 		status, detail, err := f()
 		if err != nil {
-			return err
+			// What was done so far is reported with the error.
+			partial := res
+			partial.Steps = append(slices.Clone(res.Steps), provisionStep{Step: name, Status: "failed", Seconds: time.Since(t).Seconds()})
+			partial.Seconds = time.Since(start).Seconds()
+			return output.WithResult(err, partial)
 		}
 		res.Steps = append(res.Steps, provisionStep{Step: name, Status: status, Detail: detail, Seconds: time.Since(t).Seconds()})
 		return nil
@@ -256,6 +267,7 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 		return output.WithExitCode(err, output.ExitVerifyFailed)
 	}
 	res.Seconds = time.Since(start).Seconds()
+	res.Complete = true
 	return a.out.Print(res)
 }
 
@@ -295,10 +307,18 @@ func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions
 	if bundle.Manifest != nil {
 		name = bundle.Manifest.Name + " " + bundle.Manifest.Version
 	}
-	if written == 0 {
-		return "skipped", name + " already on flash (verified)", nil
+	var kept []string
+	for _, k := range plan.Kept {
+		kept = append(kept, k.Name)
 	}
-	return "done", fmt.Sprintf("%s: %d bytes written and verified", name, written), nil
+	keptNote := ""
+	if len(kept) > 0 {
+		keptNote = "; the board's data kept (" + strings.Join(kept, ", ") + ")"
+	}
+	if written == 0 {
+		return "skipped", name + " already on flash (verified)" + keptNote, nil
+	}
+	return "done", fmt.Sprintf("%s: %d bytes written and verified%s", name, written, keptNote), nil
 }
 
 // provisionWiFi joins the network unless the device is configured for it

@@ -61,3 +61,67 @@ func TestProvisionWrongPassword(t *testing.T) {
 		t.Fatalf("exit %d, want %d (wrong password)\n%s", r.code, output.ExitWiFiAuth, r.stderr)
 	}
 }
+
+// Provisioning keeps the board's data partitions (its saved settings
+// survive a second run); --erase-data replaces them and says so before
+// writing. A failed run reports the steps it got through with its error.
+func TestProvisionDataPartitions(t *testing.T) {
+	id := t.Name()
+	url := "sim://esp32?fast=1&id=" + id
+	defer func() {
+		if d := sim.Shared(id); d != nil {
+			d.Close()
+		}
+	}()
+	set := []string{"--port", url, "provision", "--set", "debug.level=3", "--json"}
+	steps := func(t *testing.T, doc map[string]any) map[string]map[string]any {
+		t.Helper()
+		res, ok := doc["result"].(map[string]any)
+		if !ok {
+			t.Fatalf("no result: %v", doc)
+		}
+		m := map[string]map[string]any{}
+		for _, s := range res["steps"].([]any) {
+			m[s.(map[string]any)["step"].(string)] = s.(map[string]any)
+		}
+		return m
+	}
+	if r := (mos{}).run(t, set...); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r := mos{}.run(t, set...)
+	doc := oneJSON(t, r.stdout)
+	st := steps(t, doc)
+	if r.code != 0 || st["config"]["status"] != "skipped" || !strings.Contains(st["flash"]["detail"].(string), "the board's data kept (nvs, fs)") {
+		t.Fatalf("second run: exit %d, steps %v", r.code, st)
+	}
+	if w := doc["warnings"].([]any); len(w) != 0 {
+		t.Errorf("warnings %v", w)
+	}
+
+	r = mos{}.run(t, append(set, "--erase-data")...)
+	doc = oneJSON(t, r.stdout)
+	st = steps(t, doc)
+	if r.code != 0 || st["config"]["status"] != "done" {
+		t.Fatalf("--erase-data: exit %d, steps %v (the saved setting should be gone)", r.code, st)
+	}
+	warned := false
+	for _, w := range doc["warnings"].([]any) {
+		warned = warned || (strings.Contains(w.(string), "fs at 0x") && strings.HasSuffix(w.(string), "as --erase-data asks"))
+	}
+	if !warned {
+		t.Errorf("--erase-data: no warning naming fs: %v", doc["warnings"])
+	}
+
+	r = mos{}.run(t, "--port", url, "provision", "--wifi-ssid", "mos-demo-net", "--wifi-pass", "wrong-password", "--json")
+	doc = oneJSON(t, r.stdout)
+	e, _ := doc["error"].(map[string]any)
+	st = steps(t, doc)
+	if r.code != output.ExitWiFiAuth || e["name"] != "wifi_wrong_password" || st["wifi"]["status"] != "failed" || st["boot"]["status"] != "done" {
+		t.Fatalf("failed run: exit %d, error %v, steps %v", r.code, e, st)
+	}
+	if doc["result"].(map[string]any)["complete"] != false {
+		t.Errorf("failed run reported complete")
+	}
+}
