@@ -22,6 +22,9 @@ type Printer struct {
 	verbose bool
 	tty     bool             // stderr is a terminal: progress is one redrawn line
 	now     func() time.Time // replaced in tests
+	// termWidth reads the terminal's width (nil: not a terminal); asked
+	// at each redraw, as the window may be resized.
+	termWidth func() int
 
 	warnings []string // collected in JSON mode until the document is printed
 	printed  bool     // the JSON document has gone to stdout
@@ -32,7 +35,7 @@ type Printer struct {
 // documentation); verbose enables Debugf. Progress is drawn as an updating
 // bar only when stderr is a terminal.
 func New(stdout, stderr io.Writer, json, verbose bool) *Printer {
-	return &Printer{
+	p := &Printer{
 		stdout:  stdout,
 		stderr:  stderr,
 		json:    json,
@@ -40,6 +43,10 @@ func New(stdout, stderr io.Writer, json, verbose bool) *Printer {
 		tty:     isTerminalWriter(stderr),
 		now:     time.Now,
 	}
+	if f, ok := stderr.(*os.File); ok && p.tty {
+		p.termWidth = func() int { return terminalWidth(f.Fd()) }
+	}
+	return p
 }
 
 // JSON reports whether the Printer is in --json mode.

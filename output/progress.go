@@ -120,21 +120,61 @@ func (p *Printer) clearBarLocked() {
 	}
 }
 
-// barLine: "Writing app [##########..............]  42%  420.0 KiB / 1.0 MiB  91.2 KiB/s"
+// barLine: "Writing app [##########..............]  42%  420.0 KiB / 1.0 MiB  91.2 KiB/s",
+// shortened to fit the terminal: a redrawn line that wraps can no longer
+// be redrawn, and each update would scroll a new line instead. The rate
+// goes first, then the byte counts, then the bar narrows.
 func (p *Printer) barLine(ev ProgressEvent, pct int, now time.Time) string {
-	var b strings.Builder
-	b.WriteString(label(ev))
-	if pct >= 0 {
-		fill := pct * barWidth / 100
-		fmt.Fprintf(&b, " [%s%s] %3d%%  %s / %s", strings.Repeat("#", fill), strings.Repeat(".", barWidth-fill),
-			pct, humanBytes(ev.Done), humanBytes(ev.Total))
-	} else {
-		fmt.Fprintf(&b, "  %s", humanBytes(ev.Done))
+	width := p.width()
+	rate := p.rate(ev, now)
+	fits := func(s string) bool { return width <= 0 || utf8.RuneCountInString(s) < width }
+	if pct < 0 {
+		s := label(ev) + "  " + humanBytes(ev.Done)
+		if rate != "" && fits(s+"  "+rate) {
+			return s + "  " + rate
+		}
+		return clip(s, width)
 	}
-	if r := p.rate(ev, now); r != "" {
-		b.WriteString("  " + r)
+	bar := func(w int) string {
+		fill := pct * w / 100
+		return fmt.Sprintf(" [%s%s] %3d%%", strings.Repeat("#", fill), strings.Repeat(".", w-fill), pct)
 	}
-	return b.String()
+	counts := fmt.Sprintf("  %s / %s", humanBytes(ev.Done), humanBytes(ev.Total))
+	if rate != "" {
+		rate = "  " + rate
+	}
+	for _, s := range []string{
+		label(ev) + bar(barWidth) + counts + rate,
+		label(ev) + bar(barWidth) + counts,
+		label(ev) + bar(barWidth),
+	} {
+		if fits(s) {
+			return s
+		}
+	}
+	// Narrow the bar to what is left beside the label and the percentage.
+	if w := width - 1 - utf8.RuneCountInString(label(ev)) - len(" [] 100%"); w >= 5 {
+		return label(ev) + bar(w)
+	}
+	return clip(fmt.Sprintf("%s %3d%%", label(ev), pct), width)
+}
+
+// width is the terminal's width in columns, 0 when unknown.
+func (p *Printer) width() int {
+	if p.termWidth != nil {
+		return p.termWidth()
+	}
+	return 0
+}
+
+// clip cuts s to fit width columns (0: no limit), keeping the last column
+// free so that the cursor does not wrap.
+func clip(s string, width int) string {
+	if width <= 1 || utf8.RuneCountInString(s) < width {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:width-1])
 }
 
 // plainLine: "Writing app: 40% (420.0 KiB of 1.0 MiB)", and on completion

@@ -118,3 +118,36 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+// A bar never reaches the terminal's last column: a line that wraps can
+// no longer be redrawn in place. What does not fit goes, least useful first.
+func TestProgressBarFitsTerminal(t *testing.T) {
+	ev := ProgressEvent{Stage: "writing", Part: "app", Done: 2048, Total: 4096}
+	tests := []struct {
+		width int
+		want  string
+	}{
+		{0, "Writing app [############............]  50%  2.0 KiB / 4.0 KiB  1.0 KiB/s"},
+		{120, "Writing app [############............]  50%  2.0 KiB / 4.0 KiB  1.0 KiB/s"},
+		{70, "Writing app [############............]  50%  2.0 KiB / 4.0 KiB"},
+		{50, "Writing app [############............]  50%"},
+		{30, "Writing app [#####.....]  50%"},
+		{20, "Writing app  50%"},
+		{10, "Writing a"},
+	}
+	for _, tt := range tests {
+		p, _, _ := newTest(false, false)
+		p.tty = true
+		w := tt.width
+		p.termWidth = func() int { return w }
+		p.now = func() time.Time { return time.Unix(2, 0) }
+		p.prog.start = time.Unix(0, 0)
+		got := p.barLine(ev, percent(ev), p.now())
+		if got != tt.want {
+			t.Errorf("width %d:\n got %q\nwant %q", tt.width, got, tt.want)
+		}
+		if tt.width > 0 && len([]rune(got)) >= tt.width {
+			t.Errorf("width %d: %d columns used", tt.width, len([]rune(got)))
+		}
+	}
+}
