@@ -138,22 +138,24 @@ func (r flashResult) Data() any { return r }
 func (r flashResult) Text() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "REGION\tADDRESS\tSIZE\tSTATE\tSENT\n")
+	// STATE last: it is the one column that may be long, and a narrow
+	// terminal then wraps only the end of a row.
+	fmt.Fprintf(tw, "REGION\tADDRESS\tSIZE\tSENT\tSTATE\n")
 	written := 0
 	for _, reg := range r.Regions {
 		state := reg.State
 		if reg.State == flasher.StateVerified && reg.SectorsSkipped > 0 {
-			state = fmt.Sprintf("verified (%d sectors unchanged)", reg.SectorsSkipped)
+			state = fmt.Sprintf("verified, %d sectors unchanged", reg.SectorsSkipped)
 		}
 		switch reg.Data {
 		case fwbundle.DataReplaced, fwbundle.DataUnknown:
 			if reg.State == flasher.StateVerified || reg.State == flasher.StateUnverified {
-				state += ", data replaced"
+				state += "; board's data replaced"
 			}
 		case fwbundle.DataKept:
 			state = "kept (--keep-fs)"
 		}
-		fmt.Fprintf(tw, "%s\t0x%06X\t%d\t%s\t%d\n", reg.Name, reg.Addr, reg.Size, state, reg.BytesSent)
+		fmt.Fprintf(tw, "%s\t0x%06X\t%d\t%d\t%s\n", reg.Name, reg.Addr, reg.Size, reg.BytesSent, state)
 		written += reg.BytesWritten
 	}
 	tw.Flush()
@@ -163,7 +165,7 @@ func (r flashResult) Text() string {
 	}
 	fmt.Fprintf(&b, "%s: %s, %d bytes written in %.1f s at %d baud", verdict, r.Chip, written, r.Seconds, r.Baud)
 	if len(r.DataReplaced) > 0 && r.Complete {
-		fmt.Fprintf(&b, "\nthe board's data in %s was replaced by the bundle's", strings.Join(r.DataReplaced, ", "))
+		fmt.Fprintf(&b, "\nreplaced the board's data in %s with the bundle's", strings.Join(r.DataReplaced, ", "))
 	}
 	return b.String()
 }

@@ -291,7 +291,7 @@ func TestFlashDataReplacedText(t *testing.T) {
 	if w := strings.Index(r.stderr, warning); w < 0 || w > strings.Index(r.stderr, "Writing") {
 		t.Errorf("no warning before writing:\n%s", r.stderr)
 	}
-	if !strings.Contains(r.stdout, "data replaced") || !strings.Contains(r.stdout, "the board's data in fs was replaced") {
+	if !strings.Contains(r.stdout, "board's data replaced") || !strings.Contains(r.stdout, "replaced the board's data in fs with the bundle's") {
 		t.Errorf("table does not name the replaced data:\n%s", r.stdout)
 	}
 }

@@ -101,8 +101,8 @@ func (o *provisionOptions) checkFirmware(cmd *cobra.Command, portName string, ar
 		return nil
 	}
 	return output.WithHint(output.WithExitCode(
-		fmt.Errorf("no firmware named: the embedded demo firmware runs only on the virtual device (sim://), "+
-			"and on %s it would replace the board's firmware with one that cannot boot", portName),
+		fmt.Errorf("no firmware bundle named: the embedded demo firmware runs only on the virtual device (sim://); "+
+			"on %s it would replace the board's firmware with one that cannot boot", portName),
 		output.ExitUsage),
 		"name your firmware: `mos provision BUNDLE.zip ...`; --no-flash if the board runs it already; "+
 			"--demo if you really want the demo firmware on this port")
