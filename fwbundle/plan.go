@@ -23,7 +23,9 @@ type PlanOptions struct {
 	// (flasher_args.json's flash_settings), if any.
 	Params fwimage.FlashParams
 	// KeepData leaves the parts that fall in the device's data partitions
-	// (files, settings, keys) unwritten: `mos flash --keep-fs`.
+	// (files, settings, keys) unwritten where the board holds data of its
+	// own there (or may: when it cannot be read); an erased partition gets
+	// the bundle's. `mos flash --keep-fs`, `mos provision`'s default.
 	KeepData bool
 }
 
@@ -34,7 +36,7 @@ const (
 	DataBlank    = "blank"    // erased (all 0xFF): nothing to lose
 	DataReplaced = "replaced" // the board holds other contents, which the write replaces
 	DataUnknown  = "unknown"  // could not be read (the ESP8266 ROM has no MD5): may be replaced
-	DataKept     = "kept"     // not written (KeepData)
+	DataKept     = "kept"     // the board's data, left as it is (KeepData)
 )
 
 // PlannedPart is one part of the bundle as the plan treats it.
@@ -80,9 +82,9 @@ var ErrNothingToFlash = errors.New("nothing to flash")
 // the bundle is validated against both (Validate), parts marked flash:
 // false are left out, the bootloader's header gets the flash parameters,
 // and the parts that land in the device's data partitions are kept
-// (KeepData) or compared with the board's flash through dev (nil when the
-// loader cannot compute an MD5), so that the caller can say before writing
-// what will be replaced.
+// or not (KeepData) after comparing them with the board's flash through
+// dev (nil when the loader cannot compute an MD5), so that the caller can
+// say before writing what will be replaced.
 func (b *Bundle) Plan(ctx context.Context, chip *chips.Chip, flashSize int, dev FlashSummer, o PlanOptions) (*Plan, error) {
 	if err := b.Validate(chip, flashSize); err != nil {
 		return nil, err
@@ -111,17 +113,20 @@ func (b *Bundle) Plan(ctx context.Context, chip *chips.Chip, flashSize int, dev 
 			}
 			pp.Data, pp.Patched = data, changed
 		}
-		switch {
-		case pp.DeviceData && o.KeepData:
-			pp.DataState = DataKept
-			plan.Kept = append(plan.Kept, pp)
-			continue
-		case pp.DeviceData:
+		if pp.DeviceData {
 			state, err := dataState(ctx, dev, pp)
 			if err != nil {
 				return nil, err
 			}
 			pp.DataState = state
+			// Keeping is about the board's data: an erased partition (a
+			// blank board) has none, and gets the bundle's, which the
+			// firmware may need (a Mongoose OS fs holds its files).
+			if o.KeepData && (state == DataReplaced || state == DataUnknown) {
+				pp.DataState = DataKept
+				plan.Kept = append(plan.Kept, pp)
+				continue
+			}
 		}
 		plan.Write = append(plan.Write, pp)
 	}

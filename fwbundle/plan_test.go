@@ -52,6 +52,10 @@ func TestPlanDataPartitions(t *testing.T) {
 		{"no MD5 (ESP8266 ROM)", nil, false,
 			map[string]string{"fs": DataUnknown, "nvs": DataUnknown}, []string{"boot", "pt", "nvs", "app", "fs"}, []string{"nvs", "fs"}},
 		{"keep", used, true,
+			map[string]string{"fs": DataKept, "nvs": DataSame}, []string{"boot", "pt", "nvs", "app"}, nil},
+		{"keep on a blank board: nothing to keep", blankFlash(size), true,
+			map[string]string{"fs": DataBlank, "nvs": DataSame}, []string{"boot", "pt", "nvs", "app", "fs"}, nil},
+		{"keep without MD5: kept, as it cannot be told", nil, true,
 			map[string]string{"fs": DataKept, "nvs": DataKept}, []string{"boot", "pt", "app"}, nil},
 	}
 	for _, tt := range tests {

@@ -82,7 +82,10 @@ func newFlashCmd(a *app) *cobra.Command {
 			"or ADDR:FILE pairs. The chip is detected, the flasher stub uploaded and the link\n" +
 			"moved to a fast baud (921600 unless --baud says otherwise, lower when the link gives\n" +
 			"errors). Each region is compared with the flash first and only what differs is\n" +
-			"written, compressed; every region written is verified by MD5.",
+			"written, compressed; every region written is verified by MD5.\n\n" +
+			"The bundle's data partitions (fs, nvs, ...) are written too, replacing the files\n" +
+			"and settings the board holds there; mos names them before writing. --keep-fs\n" +
+			"keeps them (an erased partition still gets the bundle's).",
 		Example: "  mos flash firmware-images/esp32-demo.zip\n" +
 			"  mos flash 0x1000:bootloader.bin 0x8000:partitions.bin 0x10000:app.bin\n" +
 			"  mos flash build/flasher_args.json --baud 2000000",
@@ -106,7 +109,7 @@ func newFlashCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashMode, "flash-mode", "keep", "bootloader flash mode: keep, qio, qout, dio, dout")
 	f.StringVar(&o.flashSize, "flash-size", "keep", "bootloader flash size: keep, detect, or e.g. 4MB")
 	f.StringVar(&o.flashFreq, "flash-freq", "keep", "bootloader flash frequency: keep, 80m, 40m, 26m, 20m")
-	f.BoolVar(&o.keepFS, "keep-fs", false, "keep the board's data partitions (files, settings): do not write the bundle's")
+	f.BoolVar(&o.keepFS, "keep-fs", false, "keep the board's data partitions (files, settings) where it has data: do not write the bundle's")
 	return cmd
 }
 

@@ -210,7 +210,7 @@ func TestFlashDataPartitions(t *testing.T) {
 		keptOnBoard  bool
 	}{
 		{"default replaces them, saying so", nil, []any{"fs"}, []any{}, false},
-		{"--keep-fs keeps them", []string{"--keep-fs"}, []any{}, []any{"nvs", "fs"}, true},
+		{"--keep-fs keeps them", []string{"--keep-fs"}, []any{}, []any{"fs"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,7 +93,7 @@ func TestProvisionDataPartitions(t *testing.T) {
 	r := mos{}.run(t, set...)
 	doc := oneJSON(t, r.stdout)
 	st := steps(t, doc)
-	if r.code != 0 || st["config"]["status"] != "skipped" || !strings.Contains(st["flash"]["detail"].(string), "the board's data kept (nvs, fs)") {
+	if r.code != 0 || st["config"]["status"] != "skipped" || !strings.Contains(st["flash"]["detail"].(string), "the board's data kept (fs)") {
 		t.Fatalf("second run: exit %d, steps %v", r.code, st)
 	}
 	if w := doc["warnings"].([]any); len(w) != 0 {
