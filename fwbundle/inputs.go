@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mos-tool/mos/fwimage"
 )
 
 // ParseInputs turns the arguments of `mos flash` into a Bundle. It accepts:
@@ -172,6 +174,10 @@ func ParseFlasherArgs(name string) (*Bundle, error) {
 	}
 	if len(fa.FlashFiles) == 0 {
 		return nil, &Error{Kind: ErrBadManifest, File: name, Detail: `no "flash_files": is this ESP-IDF's flasher_args.json?`}
+	}
+	fs := fa.FlashSettings
+	if err := (fwimage.FlashParams{Mode: fs.Mode, Size: fs.Size, Freq: fs.Freq}).Check(); err != nil {
+		return nil, &Error{Kind: ErrBadManifest, File: name, Detail: "flash_settings", Cause: err}
 	}
 	var sections map[string]json.RawMessage
 	json.Unmarshal(raw, &sections) // it parsed above

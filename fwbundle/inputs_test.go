@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -145,5 +146,19 @@ func TestParseInputsFlasherArgs(t *testing.T) {
 		os.WriteFile(name, []byte(content), 0o644)
 		_, err := ParseInputs([]string{name})
 		badInput(t, err, kind)
+	}
+}
+
+// flasher_args.json's flash settings are checked when it is read, before
+// any board is involved.
+func TestFlasherArgsBadFlashSettings(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "app.bin"), []byte{1, 2, 3, 4}, 0o644)
+	args := `{"flash_files": {"0x10000": "app.bin"}, "flash_settings": {"flash_mode": "quad", "flash_size": "4MB", "flash_freq": "40m"}}`
+	name := filepath.Join(dir, "flasher_args.json")
+	os.WriteFile(name, []byte(args), 0o644)
+	_, err := ParseFlasherArgs(name)
+	if !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), `flash_settings: unknown flash mode "quad"`) {
+		t.Fatalf("err %v", err)
 	}
 }

@@ -90,6 +90,11 @@ func (b *Bundle) Plan(ctx context.Context, chip *chips.Chip, flashSize int, dev 
 		return nil, err
 	}
 	params := o.Params.Or(fwimage.FlashParams{Mode: b.FlashMode, Size: b.FlashSize, Freq: b.FlashFreq})
+	// Checked whether or not there is a bootloader to patch: a setting the
+	// chip cannot take is a mistake either way.
+	if err := params.CheckChip(chip); err != nil {
+		return nil, err
+	}
 	pt := b.partitionTable(chip)
 	plan := &Plan{}
 	for _, part := range b.Parts {

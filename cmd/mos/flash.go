@@ -278,7 +278,7 @@ func planFlash(ctx context.Context, a *app, l *flasher.Loader, chip *chips.Chip,
 	}
 	plan, err := b.Plan(ctx, chip, size, dev, o)
 	if err != nil {
-		return nil, flashParamFlag(err)
+		return nil, flashParamFlag("mos flash", err, o.Params)
 	}
 	for _, w := range plan.Write {
 		if w.Patched {
@@ -361,13 +361,18 @@ func planReport(plan *fwbundle.Plan, reports []flasher.RegionReport) (rows []fla
 }
 
 // flashParamFlag names the flag behind a flash setting the chip found
-// cannot take.
-func flashParamFlag(err error) error {
+// cannot take; a setting the user did not give came from the bundle
+// (flasher_args.json), which is then the bad input.
+func flashParamFlag(cmd string, err error, asked fwimage.FlashParams) error {
 	var pe *fwimage.FlashParamError
-	if errors.As(err, &pe) {
-		return output.Usagef("--flash-%s: %w", pe.Field, err)
+	if !errors.As(err, &pe) {
+		return err
 	}
-	return err
+	given := map[string]string{"mode": asked.Mode, "size": asked.Size, "freq": asked.Freq}[pe.Field]
+	if given == "" || given == "keep" {
+		return output.WithExitCode(fmt.Errorf("the firmware's flash settings: %w", err), output.ExitBadInput)
+	}
+	return &output.UsageError{Err: fmt.Errorf("--flash-%s: %w", pe.Field, err), Command: cmd}
 }
 
 // writeProgress renders the flasher's progress through the printer.

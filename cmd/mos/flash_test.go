@@ -342,3 +342,47 @@ func TestFlashInterruptedJSON(t *testing.T) {
 		t.Errorf("interrupted region reported %q", st)
 	}
 }
+
+// A flash setting the detected chip cannot take is refused before any
+// write: as a usage error naming the flag when the user gave it, as a bad
+// input when it came from flasher_args.json.
+func TestFlashParamsForDetectedChip(t *testing.T) {
+	dir := t.TempDir()
+	app := randomData(5000, 5)
+	os.WriteFile(filepath.Join(dir, "app.bin"), app, 0o644)
+	args := `{"flash_files": {"0x10000": "app.bin"}, "flash_settings": {"flash_mode": "dio", "flash_size": "2MB-c1", "flash_freq": "40m"}}`
+	os.WriteFile(filepath.Join(dir, "flasher_args.json"), []byte(args), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"flag", []string{"0x10000:" + filepath.Join(dir, "app.bin"), "--flash-size", "2MB-c1"}, output.ExitUsage, `--flash-size: flash size "2MB-c1" is not one ESP32 image headers can encode`},
+		{"flasher_args.json", []string{filepath.Join(dir, "flasher_args.json")}, output.ExitBadInput, "the firmware's flash settings"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := t.Name()
+			r := mos{}.run(t, append([]string{"--port", "sim://esp32?fast=1&id=" + id, "--json", "flash"}, tt.args...)...)
+			if d := sim.Shared(id); d != nil {
+				defer d.Close()
+				got := make([]byte, len(app))
+				d.Flash().ReadAt(got, 0x10000)
+				if bytes.Equal(got, app) {
+					t.Error("written despite the refusal")
+				}
+			}
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s%s", r.code, tt.code, r.stdout, r.stderr)
+			}
+			e := oneJSON(t, r.stdout)["error"].(map[string]any)
+			if !strings.Contains(e["message"].(string), tt.want) {
+				t.Errorf("message %q, want %q", e["message"], tt.want)
+			}
+			if tt.code == output.ExitUsage && e["hint"] != "run `mos flash --help` for usage" {
+				t.Errorf("hint %q", e["hint"])
+			}
+		})
+	}
+}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +41,9 @@ func checkOutputFile(name string) error {
 	}
 	dir := filepath.Dir(name)
 	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot write %s: there is no folder %s", name, dir)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", name, err)
 	}
