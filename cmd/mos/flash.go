@@ -109,7 +109,7 @@ func newFlashCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashMode, "flash-mode", "keep", "bootloader flash mode: keep, qio, qout, dio, dout")
 	f.StringVar(&o.flashSize, "flash-size", "keep", "bootloader flash size: keep, detect, or e.g. 4MB")
 	f.StringVar(&o.flashFreq, "flash-freq", "keep", "bootloader flash frequency: keep, 80m, 40m, 26m, 20m")
-	f.BoolVar(&o.keepFS, "keep-fs", false, "keep the board's data partitions (files, settings) where it has data: do not write the bundle's")
+	f.BoolVar(&o.keepFS, "keep-fs", false, "keep the files and settings in the board's data partitions")
 	return cmd
 }
 

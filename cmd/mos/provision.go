@@ -81,7 +81,7 @@ func newProvisionCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.force, "force", false, "rewrite all of the firmware even where the flash already holds it")
 	f.BoolVar(&o.eraseData, "erase-data", false, "also write the bundle's data partitions (wipes files and config)")
 	f.BoolVar(&o.noFlash, "no-flash", false, "skip flashing: the board already runs the firmware")
-	f.BoolVar(&o.demo, "demo", false, "flash the embedded demo firmware to a port that is not sim:// (it runs only on the virtual device)")
+	f.BoolVar(&o.demo, "demo", false, "flash the demo firmware (made for the virtual device) even to a port other than sim://")
 	return cmd
 }
 
