@@ -33,6 +33,7 @@ type Device struct {
 
 	uartBaud atomic.Int64 // the device UART's current rate
 	autobaud atomic.Bool  // ROM loader follows the host's rate
+	romBaud  atomic.Int64 // the rate last asked of the ROM's CHANGE_BAUDRATE (0: none)
 
 	mu        sync.Mutex
 	dtr, rts  bool // as the host drives them
@@ -272,6 +273,7 @@ func (d *Device) run(ctx context.Context, download bool, cause resetCause) {
 	d.toDev.discard()
 	d.uartBaud.Store(int64(d.chip.BootBaud))
 	d.autobaud.Store(false)
+	d.romBaud.Store(0)
 	d.regs.reset()
 	c := &cpu{dev: d, ctx: ctx}
 	c.boot(download, cause)

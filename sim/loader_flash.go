@@ -168,8 +168,19 @@ func (l *loader) flashBegin(op byte, data []byte) (reply, error) {
 	}
 	eraseSize, blocks, bsize, offset := le32(data, 0), le32(data, 1), le32(data, 2), le32(data, 3)
 	f := l.c.dev.flash
+	if !l.stub && bsize > l.romMaxFlashBlock() {
+		// measured on the ESP32 emulator: block size 0x1801 gives 01 05
+		l.fw = nil
+		return reply{}, cmdError{romInvalidMessage}
+	}
 	if bsize == 0 && blocks != 0 || bsize > 0x10000 {
 		return reply{}, l.refuse(romInvalidParam, stubBadBlockSize)
+	}
+	if l.pastFlashLimit(offset, eraseSize) {
+		// measured on the ESP32 emulator: FLASH_BEGIN reaching past the
+		// size SPI_SET_PARAMS configured gives 01 06 (operation failed)
+		l.fw = nil
+		return reply{}, cmdError{romFailed}
 	}
 	if uint64(offset)+uint64(eraseSize) > uint64(f.Size()) {
 		return reply{}, l.refuse(romInvalidParam, stubSPIFailed)
@@ -303,6 +314,12 @@ func (l *loader) waitPending() error {
 // spent as the bytes are programmed.
 func (l *loader) writeBlock(fw *flashWrite, block []byte) error {
 	if !fw.deflate {
+		if l.stub {
+			// the stub writes no more than FLASH_BEGIN announced: the
+			// 0xFF padding of the last block is dropped
+			// (command_handler.c, s_flash_data_post_process)
+			block = block[:min(uint32(len(block)), fw.size-min(fw.written, fw.size))]
+		}
 		return l.program(fw, block)
 	}
 	var werr error
@@ -369,9 +386,16 @@ func (l *loader) flashEnd(op byte, data []byte) (reply, error) {
 		return reply{}, err
 	}
 	fw := l.fw
-	if l.stub && fw != nil && fw.deflate && !fw.infl.finished() && fw.size > 0 {
-		l.fw = nil
-		return reply{}, l.refuse(romDeflate, stubNotEnough)
+	if l.stub {
+		// esp-flasher-stub (command_handler.c, s_handle_flash_end): not
+		// writing gives "not in flash mode", bytes announced and not yet
+		// written "bad data length"; either way the write stays open.
+		if fw == nil {
+			return reply{}, cmdError{stubNotFlashing}
+		}
+		if fw.written != fw.size {
+			return reply{}, cmdError{stubBadDataLen}
+		}
 	}
 	if fw != nil && fw.infl != nil {
 		fw.infl.close()
@@ -382,10 +406,10 @@ func (l *loader) flashEnd(op byte, data []byte) (reply, error) {
 	l.fw = nil
 	stay := le32(data, 0) != 0
 	if l.stub {
-		if stay {
-			return reply{}, nil
-		}
-		return reply{}, exitLoader{exitReboot}
+		// The stub stays whatever the flag says: its reboot is not
+		// implemented ("TODO: Implement reboot"); hosts reset the chip
+		// with the RTS line instead, as esptool's hard reset does.
+		return reply{}, nil
 	}
 	// The ROM leaves the loader on FLASH_END: 1 runs the app, 0 reboots.
 	if stay {

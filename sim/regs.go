@@ -35,6 +35,10 @@ func newRegisters(d *Device) *registers {
 	r := &registers{dev: d, chip: d.chip, stored: map[uint32]uint32{}}
 	r.fixed = efuseWords(d.chip, d.cfg.MAC)
 	r.fixed[chips.DetectMagicAddr] = d.chip.Magic[0]
+	if d.chip.Key == "esp32" {
+		// the ROM's calibration of its 8 MHz oscillator (romclock.go)
+		r.fixed[esp32RTCCaliCfg1] = d.rtcCaliValue() << 7
+	}
 	return r
 }
 
@@ -88,9 +92,6 @@ func efuseWords(c *chips.Chip, mac [6]byte) map[uint32]uint32 {
 		w[base+0x14] = 0x00100000
 		w[base+0x18] = 0x00000004
 		w[0x3FF6607C] = 0x80000000
-		// RTC_CNTL calibration: 8 MHz clock at exactly its nominal rate, so
-		// the baud scaling esptool applies to the ESP32 ROM is exactly 1.
-		w[0x3FF5F06C] = 0x00040000
 	default:
 		b1 := c.EfuseBase + 0x44
 		w[b1] = uint32(mac[2])<<24 | uint32(mac[3])<<16 | uint32(mac[4])<<8 | uint32(mac[5])

@@ -12,7 +12,17 @@ import (
 // stub is the flasher stub running from RAM after the loader jumped to it:
 // it greets with "OHAI" and serves the stub protocol.
 func (c *cpu) stub() error {
-	c.dev.setState("stub")
+	d := c.dev
+	d.setState("stub")
+	if d.chip.Key == "esp32" {
+		// On the ESP32, esp-flasher-stub raises the CPU and APB clocks at
+		// start and reprograms UART0 for the ROM's link rate with the real
+		// clock (src/main.c): a rate the ROM set from its drifting crystal
+		// estimate is replaced by the nominal one.
+		if b := d.romBaud.Load(); b > 0 {
+			d.uartBaud.Store(b)
+		}
+	}
 	if err := c.send(slip.Encode(nil, []byte("OHAI"))); err != nil {
 		return err
 	}
