@@ -66,3 +66,7 @@ func (d *Device) romUARTBaud(baud int) int {
 	}
 	return int(int64(esp32XtalHz) * 16 / div16)
 }
+
+// UARTBaud is the rate the device's UART runs at now, for tests and
+// diagnostics.
+func (d *Device) UARTBaud() int { return int(d.uartBaud.Load()) }
