@@ -225,3 +225,49 @@ func TestStubChangeBaudIsAbsolute(t *testing.T) {
 		t.Fatalf("no answer at 460800 (device UART at %d): %v", dev.UARTBaud(), err)
 	}
 }
+
+// The ESP32 ROM's answers to FLASH_DATA, measured on Espressif's ESP32
+// emulator: no FLASH_BEGIN before it 01 05; a skipped or repeated
+// sequence number 01 05; a bad checksum 01 07, and that number is used
+// up; a block longer than the block size 01 05; a shorter block is
+// written and the next continues after it.
+func TestROMFlashDataAnswers(t *testing.T) {
+	a := bytes.Repeat([]byte{0xA5}, 0x400)
+	b := bytes.Repeat([]byte{0x5A}, 0x200)
+	long := bytes.Repeat([]byte{0x7C}, 0x800)
+	data := func(seq uint32, p []byte) []byte { return append(le(uint32(len(p)), seq, 0, 0), p...) }
+	sum := flasher.Checksum
+	type step struct {
+		op   byte
+		data []byte
+		chk  uint32
+		want [2]byte
+	}
+	steps := []step{
+		{flasher.OpSPIAttach, le(0, 0), 0, [2]byte{}},
+		{flasher.OpFlashData, data(0, a), sum(a), [2]byte{1, 5}}, // no FLASH_BEGIN
+		{flasher.OpFlashBegin, le(0x1000, 4, 0x400, 0x60000), 0, [2]byte{}},
+		{flasher.OpFlashData, data(1, a), sum(a), [2]byte{1, 5}},       // skipped
+		{flasher.OpFlashData, data(0, a), sum(a) ^ 1, [2]byte{1, 7}},   // bad checksum: 0 used up
+		{flasher.OpFlashData, data(0, a), sum(a), [2]byte{1, 5}},       // so 0 is a repeat now
+		{flasher.OpFlashData, data(1, a), sum(a), [2]byte{}},           // written at 0x60000
+		{flasher.OpFlashData, data(1, a), sum(a), [2]byte{1, 5}},       // repeated
+		{flasher.OpFlashData, data(2, long), sum(long), [2]byte{1, 5}}, // longer than the block size
+		{flasher.OpFlashData, data(2, b), sum(b), [2]byte{}},           // short: at 0x60400
+		{flasher.OpFlashData, data(3, a), sum(a), [2]byte{}},           // right after it, 0x60600
+	}
+	l, dev := connect(t, "sim://esp32?fast=1")
+	for i, s := range steps {
+		if got := status(t, l, s.op, s.data, s.chk); got != s.want {
+			t.Fatalf("step %d (op 0x%02X): status % x, want % x", i, s.op, got, s.want)
+		}
+	}
+	got := make([]byte, 0x1000)
+	if err := dev.Flash().ReadAt(got, 0x60000); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Join([][]byte{a, b, a, bytes.Repeat([]byte{0xFF}, 0x600)}, nil)
+	if !bytes.Equal(got, want) {
+		t.Fatal("flash does not hold exactly the accepted blocks, each after the previous")
+	}
+}

@@ -248,6 +248,9 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 	if int(size) != len(payload) {
 		return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
 	}
+	if !l.stub {
+		return l.romFlashData(fw, seq, payload, chk)
+	}
 	if checksum(payload) != chk&0xFF {
 		return reply{}, l.refuse(romBadChecksum, stubBadChecksum)
 	}
@@ -288,6 +291,27 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 		return reply{}, nil
 	}
 	fw.seq++
+	if err := l.writeBlock(fw, payload); err != nil {
+		return reply{}, err
+	}
+	return reply{}, nil
+}
+
+// romFlashData is the ROM's FLASH_DATA / FLASH_DEFL_DATA, as measured on
+// the ESP32 emulator (the real v3 mask ROM): a sequence number other than
+// the next one (skipped or repeated) or a block longer than FLASH_BEGIN's
+// block size gives 01 05 and writes nothing; a block with the right number
+// uses that number up even when its checksum is bad (01 07, nothing
+// written, the next block must carry the following number); a shorter
+// block is written, and the next one continues right after it.
+func (l *loader) romFlashData(fw *flashWrite, seq uint32, payload []byte, chk uint32) (reply, error) {
+	if seq != fw.seq || uint32(len(payload)) > fw.blockSize {
+		return reply{}, cmdError{romInvalidMessage}
+	}
+	fw.seq++
+	if checksum(payload) != chk&0xFF {
+		return reply{}, cmdError{romBadChecksum}
+	}
 	if err := l.writeBlock(fw, payload); err != nil {
 		return reply{}, err
 	}
