@@ -284,6 +284,8 @@ type cpu struct {
 	dev *Device
 	ctx context.Context
 	rx  []byte // received, not yet consumed
+
+	fault string // what the CPU prints when it faults after a jump (crash)
 }
 
 // sleep models time the chip spends working; skipped in fast mode.

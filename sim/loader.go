@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mos-tool/mos/chips"
@@ -560,9 +561,35 @@ func (l *loader) memEnd(data []byte) (reply, error) {
 		return reply{}, errJumpRAM
 	}
 	// Anything else is code the virtual device cannot run: the jump lands
-	// in memory that holds no complete flasher stub, the CPU faults and
-	// the host hears nothing more.
-	return reply{}, errCrash
+	// in memory that holds no complete flasher stub and the host hears no
+	// loader again.
+	return reply{}, l.crash(entry)
+}
+
+// crash is the CPU jumping to entry into code the virtual device does not
+// run. Where the ESP32 finds zeros (nothing uploaded there; RAM after
+// reset in the emulator), its ROM's exception handler reports an illegal
+// instruction at the entry point and the chip stays there: measured on
+// the ESP32 emulator after MEM_END into 256 zero bytes at 0x40080000,
+// "Fatal exception (0): IllegalInstruction" and the epc line, then
+// silence. What other code would do is not modelled: silence.
+func (l *loader) crash(entry uint32) exitLoader {
+	if l.chip.Key != "esp32" {
+		return errCrash
+	}
+	word := []byte{0, 0, 0}
+	for i := len(l.mem) - 1; i >= 0; i-- {
+		m := l.mem[i]
+		if entry >= m.addr && entry < m.addr+uint32(len(m.data)) {
+			word = m.data[entry-m.addr : min(uint32(len(m.data)), entry-m.addr+3)]
+			break
+		}
+	}
+	if bytes.Count(word, []byte{0}) == len(word) {
+		l.c.fault = fmt.Sprintf("Fatal exception (0): IllegalInstruction\r\n"+
+			"epc1=0x%08x, epc2=0x00000000, epc3=0x00000000, excvaddr=0x00000000, depc=0x00000000\r\n", entry)
+	}
+	return errCrash
 }
 
 // knownStub reports whether RAM holds, complete and unchanged, one of the
