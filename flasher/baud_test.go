@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // The ESP32 ROM sets its UART from a crystal estimate made against its
@@ -72,5 +73,28 @@ func TestSessionOnDriftingESP32(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// chip-info's reads leave an ESP32-family ROM with its flash attached, as
+// esptool does before touching the flash without its stub: a flash
+// command afterwards is answered (the virtual ROM, like the chip, never
+// answers one before SPI_ATTACH).
+func TestReadInfoAttachesTheFlash(t *testing.T) {
+	for _, chip := range []string{"esp32", "esp32c3"} {
+		t.Run(chip, func(t *testing.T) {
+			p := openSim(t, "sim://"+chip+"?fast=1")
+			ctx := context.Background()
+			l, err := Connect(ctx, p, ConnectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.ReadInfo(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Command(ctx, OpSPIFlashMD5, le(0, 0x1000, 0, 0), 0, time.Second); err != nil {
+				t.Fatalf("SPI_FLASH_MD5 after ReadInfo: %v", err)
+			}
+		})
 	}
 }

@@ -433,8 +433,9 @@ func (l *loader) romMaxFlashBlock() uint32 {
 
 // needsAttach reports a command that reaches the SPI flash before the
 // host attached it. The ESP32-family ROMs leave the flash pins unrouted in
-// download mode until SPI_ATTACH (esptool's flash_spi_attach: "enable the
-// SPI flash pins"; it always sends it to these ROMs first); the ESP8266
+// download mode until SPI_ATTACH (esptool's main: "ROM loader doesn't
+// enable flash unless we explicitly do it", and flash_spi_attach: "enable
+// the SPI flash pins"; it always sends it to these ROMs first); the ESP8266
 // ROM attaches inside FLASH_BEGIN. The stub attaches the flash itself when
 // it starts (esp-flasher-stub main.c).
 func (l *loader) needsAttach(op byte) bool {
