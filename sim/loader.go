@@ -475,7 +475,7 @@ func (l *loader) memBegin(data []byte) (reply, error) {
 	if l.stub {
 		// esp-flasher-stub (command_handler.c, s_mem_begin) checks only
 		// the length; MEM_DATA counts the announced size down.
-		l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, size)})
+		l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, min(size, 1<<20))})
 		l.memBegun, l.memLeft = true, size
 		return reply{}, nil
 	}
@@ -484,10 +484,9 @@ func (l *loader) memBegin(data []byte) (reply, error) {
 		l.memBegun = false
 		return reply{}, cmdError{romInvalidMessage}
 	}
-	if size > 512<<10 {
-		return reply{}, cmdError{0x0E} // bad RAM binary size
-	}
-	l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, size)})
+	// Measured on the ESP32 emulator: MEM_BEGIN takes any size and
+	// address (2 MiB, 0x60000000 and 0 are all answered 00 00).
+	l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, min(size, 1<<20))})
 	l.memBegun, l.memSeq = true, 0
 	return reply{}, nil
 }

@@ -71,6 +71,10 @@ func TestROMMemAnswers(t *testing.T) {
 			{flasher.OpMemData, memData(1, block), chk, [2]byte{}},
 			{flasher.OpMemData, memData(2, block), chk, [2]byte{}},
 		}},
+		// measured: any size and address (here 2 MiB at 0x60000000)
+		{"any size and address", []step{
+			{flasher.OpMemBegin, le(2<<20, 0x556, 0x1800, 0x60000000), 0, [2]byte{}},
+		}},
 		// measured: block size 0x1800 is accepted, 0x1804 gives 01 05
 		{"block size limit", []step{
 			{flasher.OpMemBegin, le(0x1800, 1, 0x1800, 0x3FFB0000), 0, [2]byte{}},
