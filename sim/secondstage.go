@@ -18,9 +18,12 @@ func (c *cpu) stub() error {
 	d.setState("stub")
 	if d.chip.Key == "esp32" {
 		// On the ESP32, esp-flasher-stub raises the CPU and APB clocks at
-		// start and reprograms UART0 for the ROM's link rate with the real
-		// clock (src/main.c): a rate the ROM set from its drifting crystal
-		// estimate is replaced by the nominal one.
+		// start and reprograms UART0 with the real clock for the ROM's link
+		// rate (src/main.c: stub_lib_uart_rominit_get_baudrate, 115200 when
+		// the ROM has none; earlier versions always set 115200): a rate the
+		// ROM set from its drifting crystal estimate is replaced by the
+		// nominal one. Newer versions do the same on the S2, S3 and C6,
+		// whose ROM rates the model takes as exact, so nothing changes there.
 		if b := d.romBaud.Load(); b > 0 {
 			d.uartBaud.Store(b)
 		}
