@@ -292,6 +292,15 @@ func (l *Loader) ReadInfo(ctx context.Context) (*Info, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading MAC: %w", err)
 	}
+	if !l.Stub && !l.Chip.IsESP8266() {
+		// The ESP32-family ROMs reach the flash only once it is attached
+		// (esptool, before any flash access without its stub: "ROM loader
+		// doesn't enable flash unless we explicitly do it"); the JEDEC ID
+		// read below goes to the flash chip too. The stub attaches itself.
+		if err := l.AttachFlash(ctx, 0); err != nil {
+			return nil, err
+		}
+	}
 	id, err := l.FlashID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading flash ID: %w", err)

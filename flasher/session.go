@@ -25,9 +25,14 @@ var fallbackBauds = []int{2000000, 1500000, 921600, 460800, 230400, 115200}
 
 // Open connects to the chip, starts the flasher stub (unless NoStub) and
 // moves to the working baud rate, falling back to lower rates when the
-// link gives errors. ESP32-family ROMs change rate before the stub upload,
-// so that the stub travels fast too (the stub keeps the UART as the ROM
-// left it); the ESP8266 ROM cannot, so its stub does it.
+// link gives errors. Most ESP32-family ROMs change rate before the stub
+// upload, so that the stub travels fast too (the stub keeps the UART as
+// the ROM left it). Not the ESP32: its stub reprograms the UART at start
+// for the rate the ROM was asked for, and the rate asked of that ROM is
+// scaled to correct its clock estimate (see esp32ROMBaud), so the stub
+// would land on the scaled rate; as esptool does, the ESP32 uploads its
+// stub at 115200 and the stub changes rate. The ESP8266 ROM cannot change
+// rate at all, so its stub does it.
 func Open(ctx context.Context, p port.Port, opt SessionOptions) (*Loader, error) {
 	warn := opt.Warn
 	if warn == nil {
@@ -72,7 +77,7 @@ func Open(ctx context.Context, p port.Port, opt SessionOptions) (*Loader, error)
 }
 
 func (l *Loader) prepare(ctx context.Context, noStub bool, baud int) error {
-	if !noStub && !l.Stub && !l.Chip.IsESP8266() {
+	if !noStub && !l.Stub && !l.Chip.IsESP8266() && l.Chip.Key != "esp32" {
 		if err := l.ChangeBaud(ctx, baud); err != nil {
 			return err
 		}

@@ -74,19 +74,28 @@ func (l *Loader) ChangeBaud(ctx context.Context, baud int) error {
 	if !l.Stub && l.Chip.IsESP8266() {
 		return ErrUnsupported
 	}
-	old := uint32(0) // a ROM takes the new rate as is
+	ask := uint32(baud)
+	old := uint32(0)
 	if l.Stub {
-		old = uint32(cur) // the stub scales its divider by new/old
+		// esp-flasher-stub takes the new rate as is and ignores the second
+		// word (command_handler.c); esptool still sends the current rate
+		// there, for Espressif's older stub, which scaled by new/old.
+		old = uint32(cur)
+	} else if l.Chip.Key == "esp32" {
+		var err error
+		if ask, err = l.esp32ROMBaud(ctx, baud); err != nil {
+			return fmt.Errorf("changing baud rate to %d: %w", baud, err)
+		}
 	}
 	// The reply comes at the old rate; then both sides switch.
-	if _, err := l.Command(ctx, OpChangeBaud, le(uint32(baud), old), 0, DefaultTimeout); err != nil {
+	if _, err := l.Command(ctx, OpChangeBaud, le(ask, old), 0, DefaultTimeout); err != nil {
 		return fmt.Errorf("changing baud rate to %d: %w", baud, err)
 	}
 	if err := p.SetBaudRate(baud); err != nil {
 		return err
 	}
-	// A ROM switches right after its reply; Espressif's legacy stub waits
-	// 10 ms first. Bytes sent before the device switches are lost.
+	// Both switch right after their reply has gone out (esp-flasher-stub
+	// in the command's post-processing); bytes sent before that are lost.
 	settle := 5 * time.Millisecond
 	if l.Stub {
 		settle = 20 * time.Millisecond
@@ -96,6 +105,42 @@ func (l *Loader) ChangeBaud(ctx context.Context, baud int) error {
 	}
 	l.Flush()
 	return l.Ping(ctx)
+}
+
+// ESP32 registers esptool reads to correct the ROM's baud rate
+// (targets/esp32.py: RTCCALICFG1, TIMERS_RTC_CALI_VALUE, EFUSE_RD_CK8M_FREQ).
+const (
+	esp32RTCCaliCfg1  = 0x3FF5F06C
+	esp32CaliShift    = 7
+	esp32CaliMask     = 0x01FFFFFF
+	esp32CK8MFreqWord = 4 // eFuse word, bits 7:0
+)
+
+// esp32ROMBaud is the rate to ask the ESP32 ROM for so that its UART ends
+// up at baud. The ROM computes its divider from a crystal frequency it
+// estimated against its uncalibrated 8 MHz RC oscillator, not from the
+// crystal itself; the rate it sets is off by estimate / crystal. esptool
+// reads the ROM's calibration count and the oscillator's eFuse value,
+// recomputes the estimate, and scales the rate it asks for by the same
+// ratio (ESP32ROM.change_baud, get_rom_cal_crystal_freq).
+func (l *Loader) esp32ROMBaud(ctx context.Context, baud int) (uint32, error) {
+	cal, err := l.ReadReg(ctx, esp32RTCCaliCfg1)
+	if err != nil {
+		return 0, fmt.Errorf("reading the ROM's clock calibration: %w", err)
+	}
+	w4, err := l.ReadReg(ctx, l.Chip.EfuseBase+4*esp32CK8MFreqWord)
+	if err != nil {
+		return 0, fmt.Errorf("reading the 8 MHz oscillator's eFuse value: %w", err)
+	}
+	est := uint64((cal>>esp32CaliShift)&esp32CaliMask) * 15625 * uint64(w4&0xFF) / 40
+	if est == 0 {
+		return uint32(baud), nil // no calibration to correct with
+	}
+	xtal := uint64(26000000)
+	if est > 33000000 {
+		xtal = 40000000
+	}
+	return uint32(uint64(baud) * est / xtal), nil
 }
 
 // ErrLink reports a link that does not carry commands reliably at the

@@ -56,6 +56,11 @@ func (c *cpu) boot(download bool, cause resetCause) {
 			cause = resetSoftware
 			download = d.strapDownload()
 		default: // errCrash
+			if c.fault != "" {
+				if err := c.printf("%s", c.fault); err != nil {
+					return
+				}
+			}
 			c.hang()
 			return
 		}

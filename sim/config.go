@@ -66,6 +66,11 @@ type Config struct {
 	// BridgeMaxBaud models a USB-UART bridge that cannot go faster: asked
 	// for more, it runs at this rate (and the line garbles). 0: no limit.
 	BridgeMaxBaud int
+	// CK8MDrift is how far the ESP32's 8 MHz RC oscillator is off its
+	// eFuse value (0.04: 4 % fast); the ROM's baud changes are off by
+	// the same ratio (see romclock.go). nil picks a value from the MAC
+	// within ±6 %. Other chips ignore it.
+	CK8MDrift *float64
 	// WiFi is the radio environment the demo firmware's station and
 	// Wifi.Scan see. nil means DefaultWiFi(); an empty slice, no networks.
 	WiFi []AccessPoint
@@ -96,6 +101,10 @@ func (c *Config) setDefaults() error {
 	if c.WiFi == nil {
 		c.WiFi = DefaultWiFi()
 	}
+	if c.CK8MDrift == nil {
+		v := defaultCK8MDrift(c.MAC)
+		c.CK8MDrift = &v
+	}
 	return nil
 }
 
@@ -113,7 +122,7 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&wifi=NETWORKS]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&ck8m-drift=PCT&wifi=NETWORKS]
 //
 // id names a device shared by every Open of the same id in this process,
 // so that a test can reconnect to the device it flashed. wifi replaces the
@@ -170,6 +179,14 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 				return cfg, "", err
 			}
 			cfg.MAC = m
+		case "ck8m-drift":
+			// percent, e.g. ck8m-drift=-4.5
+			f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			if err != nil || f <= -50 || f >= 50 {
+				return cfg, "", fmt.Errorf("sim: bad ck8m-drift %q (percent, e.g. 4.5 or -3)", v)
+			}
+			f /= 100
+			cfg.CK8MDrift = &f
 		case "wifi":
 			aps, err := ParseWiFi(v)
 			if err != nil {
@@ -177,7 +194,7 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			cfg.WiFi = aps
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, wifi)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, ck8m-drift, wifi)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()

@@ -33,6 +33,7 @@ type Device struct {
 
 	uartBaud atomic.Int64 // the device UART's current rate
 	autobaud atomic.Bool  // ROM loader follows the host's rate
+	romBaud  atomic.Int64 // the rate last asked of the ROM's CHANGE_BAUDRATE (0: none)
 
 	mu        sync.Mutex
 	dtr, rts  bool // as the host drives them
@@ -272,6 +273,7 @@ func (d *Device) run(ctx context.Context, download bool, cause resetCause) {
 	d.toDev.discard()
 	d.uartBaud.Store(int64(d.chip.BootBaud))
 	d.autobaud.Store(false)
+	d.romBaud.Store(0)
 	d.regs.reset()
 	c := &cpu{dev: d, ctx: ctx}
 	c.boot(download, cause)
@@ -282,6 +284,8 @@ type cpu struct {
 	dev *Device
 	ctx context.Context
 	rx  []byte // received, not yet consumed
+
+	fault string // what the CPU prints when it faults after a jump (crash)
 }
 
 // sleep models time the chip spends working; skipped in fast mode.

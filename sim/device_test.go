@@ -145,7 +145,8 @@ func TestUnsupportedCommand(t *testing.T) {
 }
 
 func TestBaudMismatchGarbles(t *testing.T) {
-	p, _ := open(t, "sim://esp32?fast=1")
+	// an ESP32 whose 8 MHz oscillator is exact: the ROM's rate is the one asked
+	p, _ := open(t, "sim://esp32?fast=1&ck8m-drift=0")
 	enterDownload(t, p)
 	p.Write(request(0x08, syncData, 0)) // the ROM follows the host's rate (auto-baud)
 	if fs := frames(p, 100*time.Millisecond); len(fs) != 8 {
@@ -194,28 +195,56 @@ func connect(t *testing.T, url string) (*flasher.Loader, *sim.Device) {
 	return l, dev
 }
 
-// uploadStub loads a tiny program into RAM and jumps to it: the virtual
-// device then speaks the stub protocol (greets with OHAI).
+// uploadStub uploads Espressif's flasher stub for the chip, complete and
+// at its entry point: only that starts the stub model (OHAI).
 func uploadStub(t *testing.T, l *flasher.Loader) {
 	t.Helper()
-	ctx := context.Background()
-	code := bytes.Repeat([]byte{0x36, 0x41, 0x00}, 100)
-	const addr = 0x40080000
-	if _, err := l.Command(ctx, flasher.OpMemBegin, le(uint32(len(code)), 1, 0x1800, addr), 0, time.Second); err != nil {
+	if err := l.RunStub(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Command(ctx, flasher.OpMemData, append(le(uint32(len(code)), 0, 0, 0), code...), flasher.Checksum(code), time.Second); err != nil {
+}
+
+// Anything but a complete known stub image is code the virtual device
+// cannot run: after MEM_END's reply the chip answers nothing, as a chip
+// running garbage would not.
+func TestUnknownRAMCodeDoesNotStartTheStub(t *testing.T) {
+	c, err := chips.ByKey("esp32")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Command(ctx, flasher.OpMemEnd, le(0, addr), 0, time.Second); err != nil {
+	s, err := flasher.StubFor(c)
+	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := l.ReadFrame(ctx, time.Second)
-	if err != nil || string(f) != "OHAI" {
-		t.Fatalf("after MEM_END: %q, %v; want OHAI", f, err)
+	for _, tc := range []struct {
+		name  string
+		text  []byte
+		entry uint32
+	}{
+		{"other code", bytes.Repeat([]byte{0x36, 0x41, 0x00}, 100), s.TextStart},
+		{"stub text cut short", s.Text[:len(s.Text)-0x100], s.Entry},
+		{"stub at a wrong entry", s.Text, s.Entry + 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, dev := connect(t, "sim://esp32?fast=1")
+			ctx := context.Background()
+			if err := l.LoadRAM(ctx, s.TextStart, tc.text); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.LoadRAM(ctx, s.DataStart, s.Data); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Command(ctx, flasher.OpMemEnd, le(0, tc.entry), 0, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := l.ReadFrame(ctx, 300*time.Millisecond); err == nil {
+				t.Fatalf("got %q after jumping into code that is no known stub", f)
+			}
+			if dev.State() != "hung" {
+				t.Fatalf("state %q, want hung", dev.State())
+			}
+		})
 	}
-	l.StatusLen = 2
-	l.Stub = true
 }
 
 func le(ws ...uint32) []byte {
@@ -226,17 +255,38 @@ func le(ws ...uint32) []byte {
 	return b
 }
 
+// Measured on the ESP32 emulator: after MEM_END into 256 zero bytes at
+// 0x40080000, the ROM's reply, then its exception handler's two lines,
+// then silence.
 func TestJumpToNowhereHangs(t *testing.T) {
-	l, dev := connect(t, "sim://esp32?fast=1")
-	ctx := context.Background()
-	if _, err := l.Command(ctx, flasher.OpMemEnd, le(0, 0x40080000), 0, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := l.ReadFrame(ctx, 300*time.Millisecond); err == nil {
-		t.Fatalf("a CPU that jumped into empty RAM answered %q", f)
-	}
-	if dev.State() != "hung" {
-		t.Fatalf("state %q, want hung", dev.State())
+	for _, tc := range []struct {
+		name   string
+		upload bool
+	}{{"nothing uploaded", false}, {"zeros uploaded", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, dev := connect(t, "sim://esp32?fast=1")
+			ctx := context.Background()
+			if tc.upload {
+				if err := l.LoadRAM(ctx, 0x40080000, make([]byte, 0x100)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// raw, so that what follows the reply is seen as it arrives
+			l.Port().Write(request(flasher.OpMemEnd, le(0, 0x40080000), 0))
+			got := readFor(l.Port(), 300*time.Millisecond)
+			reply, text, ok := strings.Cut(got[1:], "\xc0")
+			if !ok || len(reply) < 2 || reply[1] != flasher.OpMemEnd {
+				t.Fatalf("no MEM_END reply first: %q", got)
+			}
+			want := "Fatal exception (0): IllegalInstruction\r\n" +
+				"epc1=0x40080000, epc2=0x00000000, epc3=0x00000000, excvaddr=0x00000000, depc=0x00000000\r\n"
+			if text != want {
+				t.Fatalf("after the jump the chip printed %q, want %q", text, want)
+			}
+			if dev.State() != "hung" {
+				t.Fatalf("state %q, want hung", dev.State())
+			}
+		})
 	}
 }
 
@@ -244,8 +294,11 @@ func TestJumpToNowhereHangs(t *testing.T) {
 func TestROMCompressedWriteAndMD5(t *testing.T) {
 	l, dev := connect(t, "sim://esp32?fast=1")
 	ctx := context.Background()
+	if err := l.AttachFlash(ctx, 4<<20); err != nil {
+		t.Fatal(err)
+	}
 	img := pattern(70000)
-	writeDeflated(t, l, img, 0x10000, 0x4000)
+	writeDeflated(t, l, img, 0x10000, 0x400)
 	r, err := l.Command(ctx, flasher.OpSPIFlashMD5, le(0x10000, uint32(len(img)), 0, 0), 0, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -406,6 +459,9 @@ func TestROMEraseTakesModelledTime(t *testing.T) {
 		min    time.Duration
 	}{{"typ", 150 * time.Millisecond}, {"max", 2 * time.Second}} {
 		l, _ := connect(t, "sim://esp32?timing="+tc.timing)
+		if err := l.AttachFlash(context.Background(), 4<<20); err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		if _, err := l.Command(context.Background(), flasher.OpFlashBegin, le(0x10000, 64, 0x400, 0x10000), 0, 5*time.Second); err != nil {
 			t.Fatal(err)

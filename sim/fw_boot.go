@@ -42,7 +42,7 @@ func (fw *demoFirmware) logBanner(softReset bool) {
 	fw.logf(logInfo, "mgos_freertos.c:101", "CPU: 160 MHz, FreeRTOS 10.2.1, heap: %d total, %d free", fw.ram.total, fw.ram.free+30880)
 	label := "factory"
 	if pt := fw.partitionTable(); pt != nil {
-		if app := pickApp(pt); app != nil {
+		if app := pickApp(pt, fw.c.readOtadata); app != nil {
 			label = app.Label
 		}
 	}

@@ -1,12 +1,15 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mos-tool/mos/chips"
+	"github.com/mos-tool/mos/flasher/stubs"
 	"github.com/mos-tool/mos/slip"
 )
 
@@ -101,6 +104,14 @@ type loader struct {
 
 	mem      []memSegment
 	memBegun bool
+	memSeq   uint32 // ROM: the MEM_DATA sequence number expected next
+	memLeft  uint32 // stub: bytes MEM_BEGIN announced and not yet received
+
+	// ROM (ESP32 family): the SPI flash is reachable only after SPI_ATTACH,
+	// and only up to the size SPI_SET_PARAMS configured.
+	attached   bool
+	flashLimit uint32
+	md5Buf     []byte // the ROM's reply buffer, left over when a read fails
 
 	fw *flashWrite // FLASH_BEGIN/FLASH_DEFL_BEGIN in progress
 
@@ -120,8 +131,11 @@ type reply struct {
 
 // romLoader serves the download protocol until the chip leaves it.
 func (c *cpu) romLoader() error {
-	l := &loader{c: c, chip: c.dev.chip}
-	l.dec.MaxFrame = 0x4000 + 64
+	l := &loader{c: c, chip: c.dev.chip, flashLimit: romDefaultFlashSize, md5Buf: make([]byte, 32)}
+	// The ROM's receive buffer holds one 0x1800-byte block and its header;
+	// a longer frame is dropped unanswered (measured on the ESP32 emulator:
+	// a 0x2000-byte MEM_DATA gets no reply).
+	l.dec.MaxFrame = romMaxBlock + 16 + 8
 	c.dev.autobaud.Store(true)
 	c.dev.setState("download")
 	return l.serve()
@@ -324,6 +338,9 @@ func checksum(data []byte) uint32 {
 }
 
 func (l *loader) exec(op byte, data []byte, chk uint32) (reply, error) {
+	if l.needsAttach(op) {
+		return reply{}, l.stuckOnFlash()
+	}
 	switch op {
 	case opReadReg:
 		if len(data) != 4 {
@@ -356,11 +373,16 @@ func (l *loader) exec(op byte, data []byte, chk uint32) (reply, error) {
 		if len(data) != 24 {
 			return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
 		}
+		if !l.stub {
+			// The ROM keeps the size and refuses flash access past it.
+			l.flashLimit = le32(data, 1)
+		}
 		return reply{}, nil
 	case opSPIAttach:
 		if len(data) != 4 && len(data) != 8 {
 			return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
 		}
+		l.attached = true
 		return reply{}, nil
 	case opChangeBaud:
 		return reply{}, l.changeBaud(data)
@@ -383,9 +405,66 @@ func (l *loader) exec(op byte, data []byte, chk uint32) (reply, error) {
 	case opReadFlash:
 		return reply{}, l.readFlash(data)
 	case opRunUserCode:
-		return reply{}, exitLoader{exitRunApp}
+		// esp-flasher-stub does not answer RUN_USER_CODE and does nothing
+		// with it (command_handler.c: "TODO: Try to implement WDT reset").
+		return reply{}, errAlreadyReplied
 	}
 	return reply{}, l.refuse(romInvalidMessage, stubInvalidCmd)
+}
+
+// ROM limits, measured on the ESP32 emulator (the real v3 mask ROM):
+// FLASH_BEGIN and MEM_BEGIN accept blocks up to 0x1800 bytes and answer
+// 01 05 for 0x1801; before SPI_SET_PARAMS the ROM takes the flash to be
+// 2 MiB (SPI_FLASH_MD5 at 0x1FF000 succeeds, at 0x200000 fails with 01 09).
+const (
+	romMaxBlock         = 0x1800
+	romDefaultFlashSize = 2 << 20
+)
+
+// romMaxFlashBlock is the largest FLASH_BEGIN block size a ROM accepts.
+// Only the ESP32's was measured; for the other ROMs the limit is what
+// esptool uses with them (ESPLoader.FLASH_WRITE_SIZE, 0x400).
+func (l *loader) romMaxFlashBlock() uint32 {
+	if l.chip.Key == "esp32" {
+		return romMaxBlock
+	}
+	return 0x400
+}
+
+// needsAttach reports a command that reaches the SPI flash before the
+// host attached it. The ESP32-family ROMs leave the flash pins unrouted in
+// download mode until SPI_ATTACH (esptool's main: "ROM loader doesn't
+// enable flash unless we explicitly do it", and flash_spi_attach: "enable
+// the SPI flash pins"; it always sends it to these ROMs first); the ESP8266
+// ROM attaches inside FLASH_BEGIN. The stub attaches the flash itself when
+// it starts (esp-flasher-stub main.c).
+func (l *loader) needsAttach(op byte) bool {
+	if l.stub || l.attached || l.chip.IsESP8266() {
+		return false
+	}
+	switch op {
+	case opFlashBegin, opFlashDeflBegin, opSPIFlashMD5, opReadFlashSlow:
+		return true
+	}
+	return false
+}
+
+// stuckOnFlash is the ROM reaching a flash chip whose pins are not
+// connected: it polls the status register for the end of a busy state
+// that never comes, and answers nothing until reset. (The emulator cannot
+// show this: its flash model is wired whatever the pin routing, and there
+// the commands succeed. A board whose flash is attached with the wrong
+// pins is reported to hang the same way on FLASH_BEGIN.)
+func (l *loader) stuckOnFlash() error {
+	l.c.dev.setState("hung")
+	<-l.c.ctx.Done()
+	return l.c.ctx.Err()
+}
+
+// pastFlashLimit reports a ROM flash access beyond the size configured by
+// SPI_SET_PARAMS (2 MiB until then).
+func (l *loader) pastFlashLimit(addr, size uint32) bool {
+	return !l.stub && !l.chip.IsESP8266() && uint64(addr)+uint64(size) > uint64(l.flashLimit)
 }
 
 func (l *loader) memBegin(data []byte) (reply, error) {
@@ -393,28 +472,77 @@ func (l *loader) memBegin(data []byte) (reply, error) {
 		return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
 	}
 	size, _, blockSize, addr := le32(data, 0), le32(data, 1), le32(data, 2), le32(data, 3)
-	if size > 512<<10 || blockSize == 0 {
-		return reply{}, l.refuse(0x0E, stubBadBlockSize) // bad RAM binary size
+	if l.stub {
+		// esp-flasher-stub (command_handler.c, s_mem_begin) checks only
+		// the length; MEM_DATA counts the announced size down.
+		l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, min(size, 1<<20))})
+		l.memBegun, l.memLeft = true, size
+		return reply{}, nil
 	}
-	l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, size)})
-	l.memBegun = true
+	if blockSize > romMaxBlock {
+		// measured on the ESP32 emulator: 0x1804 gives 01 05
+		l.memBegun = false
+		return reply{}, cmdError{romInvalidMessage}
+	}
+	// Measured on the ESP32 emulator: MEM_BEGIN takes any size and
+	// address (2 MiB, 0x60000000 and 0 are all answered 00 00).
+	l.mem = append(l.mem, memSegment{addr: addr, data: make([]byte, 0, min(size, 1<<20))})
+	l.memBegun, l.memSeq = true, 0
 	return reply{}, nil
 }
 
 func (l *loader) memData(data []byte, chk uint32) (reply, error) {
-	if !l.memBegun || len(data) < 16 {
-		return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
+	if l.stub {
+		return l.stubMemData(data)
+	}
+	if len(data) < 16 {
+		return reply{}, cmdError{romInvalidMessage}
+	}
+	size, seq := le32(data, 0), le32(data, 1)
+	payload := data[16:]
+	if int(size) != len(payload) {
+		return reply{}, cmdError{romInvalidMessage}
+	}
+	if !l.memBegun {
+		// Measured on the ESP32 emulator: MEM_DATA with no MEM_BEGIN
+		// before it is answered 00 00; the data goes nowhere the host
+		// can use.
+		return reply{}, nil
+	}
+	// Measured on the ESP32 emulator: a bad checksum gives 01 07; a
+	// sequence number other than the next one (a skipped or repeated
+	// block) gives 01 05 and writes nothing; data beyond MEM_BEGIN's size
+	// is accepted and written.
+	if checksum(payload) != chk&0xFF {
+		return reply{}, cmdError{romBadChecksum}
+	}
+	if seq != l.memSeq {
+		return reply{}, cmdError{romInvalidMessage}
+	}
+	l.memSeq++
+	seg := &l.mem[len(l.mem)-1]
+	seg.data = append(seg.data, payload...)
+	return reply{}, nil
+}
+
+// stubMemData is esp-flasher-stub's MEM_DATA (command_handler.c,
+// s_mem_data): no sequence number or checksum check, but not more than
+// MEM_BEGIN announced.
+func (l *loader) stubMemData(data []byte) (reply, error) {
+	if len(data) < 16 {
+		return reply{}, cmdError{stubNotEnough}
+	}
+	if !l.memBegun {
+		return reply{}, cmdError{stubNotFlashing}
 	}
 	size := le32(data, 0)
 	payload := data[16:]
-	if int(size) != len(payload) {
-		return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
-	}
-	if checksum(payload) != chk&0xFF {
-		return reply{}, l.refuse(romBadChecksum, stubBadChecksum)
+	if size > l.memLeft || int(size) != len(payload) {
+		return reply{}, cmdError{stubTooMuch}
 	}
 	seg := &l.mem[len(l.mem)-1]
 	seg.data = append(seg.data, payload...)
+	l.memLeft -= size
 	return reply{}, nil
 }
 
@@ -422,17 +550,69 @@ func (l *loader) memEnd(data []byte) (reply, error) {
 	if len(data) != 8 {
 		return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
 	}
+	if l.stub && !l.memBegun {
+		return reply{}, cmdError{stubNotFlashing}
+	}
 	flag, entry := le32(data, 0), le32(data, 1)
 	if flag != 0 {
 		return reply{}, nil // only finish, no jump
 	}
-	for _, s := range l.mem {
-		if entry >= s.addr && entry < s.addr+uint32(len(s.data)) {
-			return reply{}, errJumpRAM
+	if l.knownStub(entry) {
+		return reply{}, errJumpRAM
+	}
+	// Anything else is code the virtual device cannot run: the jump lands
+	// in memory that holds no complete flasher stub and the host hears no
+	// loader again.
+	return reply{}, l.crash(entry)
+}
+
+// crash is the CPU jumping to entry into code the virtual device does not
+// run. Where the ESP32 finds zeros (nothing uploaded there; RAM after
+// reset in the emulator), its ROM's exception handler reports an illegal
+// instruction at the entry point and the chip stays there: measured on
+// the ESP32 emulator after MEM_END into 256 zero bytes at 0x40080000,
+// "Fatal exception (0): IllegalInstruction" and the epc line, then
+// silence. What other code would do is not modelled: silence.
+func (l *loader) crash(entry uint32) exitLoader {
+	if l.chip.Key != "esp32" {
+		return errCrash
+	}
+	word := []byte{0, 0, 0}
+	for i := len(l.mem) - 1; i >= 0; i-- {
+		m := l.mem[i]
+		if entry >= m.addr && entry < m.addr+uint32(len(m.data)) {
+			word = m.data[entry-m.addr : min(uint32(len(m.data)), entry-m.addr+3)]
+			break
 		}
 	}
-	// jumping into memory that holds no code: the CPU faults
-	return reply{}, errCrash
+	if bytes.Count(word, []byte{0}) == len(word) {
+		l.c.fault = fmt.Sprintf("Fatal exception (0): IllegalInstruction\r\n"+
+			"epc1=0x%08x, epc2=0x00000000, epc3=0x00000000, excvaddr=0x00000000, depc=0x00000000\r\n", entry)
+	}
+	return errCrash
+}
+
+// knownStub reports whether RAM holds, complete and unchanged, one of the
+// flasher stub images mos ships (flasher/stubs) and entry is its entry
+// point: only then does the virtual device run the stub model.
+func (l *loader) knownStub(entry uint32) bool {
+	s, err := stubs.ForChip(l.chip.Key)
+	if err != nil || entry != s.Entry {
+		return false
+	}
+	holds := func(addr uint32, want []byte) bool {
+		if len(want) == 0 {
+			return true
+		}
+		// the last upload to an address is what RAM holds
+		for i := len(l.mem) - 1; i >= 0; i-- {
+			if m := l.mem[i]; m.addr == addr {
+				return bytes.Equal(m.data, want)
+			}
+		}
+		return false
+	}
+	return holds(s.TextStart, s.Text) && holds(s.DataStart, s.Data)
 }
 
 var (
@@ -444,16 +624,19 @@ func (l *loader) changeBaud(data []byte) error {
 	if len(data) != 8 {
 		return l.refuse(romInvalidMessage, stubBadDataLen)
 	}
-	newBaud, oldBaud := int(le32(data, 0)), int(le32(data, 1))
+	newBaud := int(le32(data, 0))
 	if newBaud <= 0 {
 		return l.refuse(romInvalidParam, stubBadDataLen)
 	}
 	d := l.c.dev
+	// esp-flasher-stub takes the first word as the new rate, absolute, and
+	// ignores the second (command_handler.c, s_change_baudrate_post_process);
+	// so do the ROMs (measured on the ESP32 emulator: 460800 with 115200 as
+	// the old rate gives the divider for 460800).
 	target := newBaud
-	if l.stub && oldBaud > 0 {
-		// The stub scales its current divider by old/new: the host must
-		// tell it the rate in use, or the result is off by the same ratio.
-		target = int(int64(d.uartBaud.Load()) * int64(newBaud) / int64(oldBaud))
+	if !l.stub {
+		d.romBaud.Store(int64(newBaud))
+		target = d.romUARTBaud(newBaud)
 	}
 	// The reply still goes out at the old rate; the switch follows it.
 	if err := l.ok(opChangeBaud, reply{}); err != nil {
@@ -493,6 +676,15 @@ func (l *loader) md5(data []byte) (reply, error) {
 	if err := l.waitPending(); err != nil {
 		return reply{}, err
 	}
+	if l.pastFlashLimit(addr, size) {
+		// Measured on the ESP32 emulator: the reply still carries 32
+		// bytes, whatever the ROM's reply buffer held (zeros after reset,
+		// else the previous digest), and status 01 09 (flash read error).
+		if err := l.send(opSPIFlashMD5, l.value(0), l.md5Buf, romFlashRead); err != nil {
+			return reply{}, err
+		}
+		return reply{}, errAlreadyReplied
+	}
 	sum, err := l.c.dev.flash.MD5(addr, size)
 	if err != nil {
 		return reply{}, l.refuse(romFlashRead, stubSPIFailed)
@@ -503,7 +695,8 @@ func (l *loader) md5(data []byte) (reply, error) {
 	if l.stub {
 		return reply{data: sum[:]}, nil
 	}
-	return reply{data: []byte(hex.EncodeToString(sum[:]))}, nil
+	l.md5Buf = []byte(hex.EncodeToString(sum[:]))
+	return reply{data: l.md5Buf}, nil
 }
 
 // readTime models reading flash through the cache at 40 MHz quad I/O,
@@ -519,6 +712,10 @@ func (l *loader) readFlashSlow(data []byte) (reply, error) {
 	addr, size := le32(data, 0), le32(data, 1)
 	if size > 64 {
 		return reply{}, l.refuse(romInvalidParam, 0)
+	}
+	if l.pastFlashLimit(addr, size) {
+		// measured on the ESP32 emulator: 01 09 (flash read error)
+		return reply{}, cmdError{romFlashRead}
 	}
 	buf := make([]byte, 64)
 	if err := l.c.dev.flash.ReadAt(buf[:size], addr); err != nil {

@@ -168,8 +168,19 @@ func (l *loader) flashBegin(op byte, data []byte) (reply, error) {
 	}
 	eraseSize, blocks, bsize, offset := le32(data, 0), le32(data, 1), le32(data, 2), le32(data, 3)
 	f := l.c.dev.flash
+	if !l.stub && bsize > l.romMaxFlashBlock() {
+		// measured on the ESP32 emulator: block size 0x1801 gives 01 05
+		l.fw = nil
+		return reply{}, cmdError{romInvalidMessage}
+	}
 	if bsize == 0 && blocks != 0 || bsize > 0x10000 {
 		return reply{}, l.refuse(romInvalidParam, stubBadBlockSize)
+	}
+	if l.pastFlashLimit(offset, eraseSize) {
+		// measured on the ESP32 emulator: FLASH_BEGIN reaching past the
+		// size SPI_SET_PARAMS configured gives 01 06 (operation failed)
+		l.fw = nil
+		return reply{}, cmdError{romFailed}
 	}
 	if uint64(offset)+uint64(eraseSize) > uint64(f.Size()) {
 		return reply{}, l.refuse(romInvalidParam, stubSPIFailed)
@@ -237,6 +248,9 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 	if int(size) != len(payload) {
 		return reply{}, l.refuse(romInvalidMessage, stubBadDataLen)
 	}
+	if !l.stub {
+		return l.romFlashData(fw, seq, payload, chk)
+	}
 	if checksum(payload) != chk&0xFF {
 		return reply{}, l.refuse(romBadChecksum, stubBadChecksum)
 	}
@@ -283,6 +297,27 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 	return reply{}, nil
 }
 
+// romFlashData is the ROM's FLASH_DATA / FLASH_DEFL_DATA, as measured on
+// the ESP32 emulator (the real v3 mask ROM): a sequence number other than
+// the next one (skipped or repeated) or a block longer than FLASH_BEGIN's
+// block size gives 01 05 and writes nothing; a block with the right number
+// uses that number up even when its checksum is bad (01 07, nothing
+// written, the next block must carry the following number); a shorter
+// block is written, and the next one continues right after it.
+func (l *loader) romFlashData(fw *flashWrite, seq uint32, payload []byte, chk uint32) (reply, error) {
+	if seq != fw.seq || uint32(len(payload)) > fw.blockSize {
+		return reply{}, cmdError{romInvalidMessage}
+	}
+	fw.seq++
+	if checksum(payload) != chk&0xFF {
+		return reply{}, cmdError{romBadChecksum}
+	}
+	if err := l.writeBlock(fw, payload); err != nil {
+		return reply{}, err
+	}
+	return reply{}, nil
+}
+
 // waitPending waits for the stub's background write and reports its error.
 func (l *loader) waitPending() error {
 	if l.pending == nil {
@@ -303,6 +338,12 @@ func (l *loader) waitPending() error {
 // spent as the bytes are programmed.
 func (l *loader) writeBlock(fw *flashWrite, block []byte) error {
 	if !fw.deflate {
+		if l.stub {
+			// the stub writes no more than FLASH_BEGIN announced: the
+			// 0xFF padding of the last block is dropped
+			// (command_handler.c, s_flash_data_post_process)
+			block = block[:min(uint32(len(block)), fw.size-min(fw.written, fw.size))]
+		}
 		return l.program(fw, block)
 	}
 	var werr error
@@ -369,9 +410,16 @@ func (l *loader) flashEnd(op byte, data []byte) (reply, error) {
 		return reply{}, err
 	}
 	fw := l.fw
-	if l.stub && fw != nil && fw.deflate && !fw.infl.finished() && fw.size > 0 {
-		l.fw = nil
-		return reply{}, l.refuse(romDeflate, stubNotEnough)
+	if l.stub {
+		// esp-flasher-stub (command_handler.c, s_handle_flash_end): not
+		// writing gives "not in flash mode", bytes announced and not yet
+		// written "bad data length"; either way the write stays open.
+		if fw == nil {
+			return reply{}, cmdError{stubNotFlashing}
+		}
+		if fw.written != fw.size {
+			return reply{}, cmdError{stubBadDataLen}
+		}
 	}
 	if fw != nil && fw.infl != nil {
 		fw.infl.close()
@@ -382,10 +430,10 @@ func (l *loader) flashEnd(op byte, data []byte) (reply, error) {
 	l.fw = nil
 	stay := le32(data, 0) != 0
 	if l.stub {
-		if stay {
-			return reply{}, nil
-		}
-		return reply{}, exitLoader{exitReboot}
+		// The stub stays whatever the flag says: its reboot is not
+		// implemented ("TODO: Implement reboot"); hosts reset the chip
+		// with the RTS line instead, as esptool's hard reset does.
+		return reply{}, nil
 	}
 	// The ROM leaves the loader on FLASH_END: 1 runs the app, 0 reboots.
 	if stay {

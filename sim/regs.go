@@ -35,6 +35,10 @@ func newRegisters(d *Device) *registers {
 	r := &registers{dev: d, chip: d.chip, stored: map[uint32]uint32{}}
 	r.fixed = efuseWords(d.chip, d.cfg.MAC)
 	r.fixed[chips.DetectMagicAddr] = d.chip.Magic[0]
+	if d.chip.Key == "esp32" {
+		// the ROM's calibration of its 8 MHz oscillator (romclock.go)
+		r.fixed[esp32RTCCaliCfg1] = d.rtcCaliValue() << 7
+	}
 	return r
 }
 
@@ -45,13 +49,14 @@ func (r *registers) reset() {
 	s := r.chip.SPI
 	switch r.chip.Key {
 	case "esp8266":
-		// Values read from real ESP8266 ROMs (USR, USR2). USR1 is not
-		// documented; the ROM's own flash reads leave 24 address bits and
-		// a long MISO length configured, which is what lets tools that never
-		// set USR1 (esptool-js) still read the 24-bit JEDEC ID.
+		// Values read from real ESP8266 ROMs (USR, USR2). USR1 (which on
+		// the ESP8266 holds the MISO bit length) is left alone: no primary
+		// source gives the value the ROM leaves there, so it reads 0 like
+		// every other register the model does not know. A host must set it
+		// before a user command, as esptool does; esptool-js 0.7 does not
+		// (the interop judge works around that, see interop/README.md).
 		r.stored[s.Base+s.Usr] = 0x80000044
 		r.stored[s.Base+s.Usr2] = 0x70000000
-		r.stored[s.Base+s.Usr1] = 0x5C00FF00
 	case "esp32":
 		r.stored[s.Base+s.Usr] = 0x80000040 // as read from real ESP32 ROMs
 	}
@@ -88,9 +93,6 @@ func efuseWords(c *chips.Chip, mac [6]byte) map[uint32]uint32 {
 		w[base+0x14] = 0x00100000
 		w[base+0x18] = 0x00000004
 		w[0x3FF6607C] = 0x80000000
-		// RTC_CNTL calibration: 8 MHz clock at exactly its nominal rate, so
-		// the baud scaling esptool applies to the ESP32 ROM is exactly 1.
-		w[0x3FF5F06C] = 0x00040000
 	default:
 		b1 := c.EfuseBase + 0x44
 		w[b1] = uint32(mac[2])<<24 | uint32(mac[3])<<16 | uint32(mac[4])<<8 | uint32(mac[5])

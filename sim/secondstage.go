@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	"github.com/mos-tool/mos/fwimage"
@@ -12,7 +14,20 @@ import (
 // stub is the flasher stub running from RAM after the loader jumped to it:
 // it greets with "OHAI" and serves the stub protocol.
 func (c *cpu) stub() error {
-	c.dev.setState("stub")
+	d := c.dev
+	d.setState("stub")
+	if d.chip.Key == "esp32" {
+		// On the ESP32, esp-flasher-stub raises the CPU and APB clocks at
+		// start and reprograms UART0 with the real clock for the ROM's link
+		// rate (src/main.c: stub_lib_uart_rominit_get_baudrate, 115200 when
+		// the ROM has none; earlier versions always set 115200): a rate the
+		// ROM set from its drifting crystal estimate is replaced by the
+		// nominal one. Newer versions do the same on the S2, S3 and C6,
+		// whose ROM rates the model takes as exact, so nothing changes there.
+		if b := d.romBaud.Load(); b > 0 {
+			d.uartBaud.Store(b)
+		}
+	}
 	if err := c.send(slip.Encode(nil, []byte("OHAI"))); err != nil {
 		return err
 	}
@@ -58,7 +73,7 @@ func (c *cpu) secondStage() error {
 		c.bootLog(start, "I", "boot", "%2d %-16s %-14s %02x %02x %08x %08x", i, p.Label, usage(p), p.Type, p.SubType, p.Offset, p.Size)
 	}
 	c.bootLog(start, "I", "boot", "End of partition table")
-	app := pickApp(pt)
+	app := pickApp(pt, c.readOtadata)
 	if app == nil {
 		c.bootLog(start, "E", "boot", "No bootable app partitions in the partition table")
 		return c.abortReboot()
@@ -116,23 +131,105 @@ func usage(p fwimage.Partition) string {
 	return "Unknown data"
 }
 
-// pickApp chooses the partition to boot: with no valid OTA selection the
-// bootloader takes the factory app, else the first OTA slot.
-func pickApp(pt *fwimage.PartitionTable) *fwimage.Partition {
-	var ota *fwimage.Partition
-	for i := range pt.Partitions {
-		p := &pt.Partitions[i]
-		if p.Type != fwimage.PartTypeApp {
+// otadata layout (ESP-IDF, esp_ota_select_entry_t): the otadata partition
+// holds two copies of a 32-byte entry, one at the start of each of its
+// first two 4 KiB sectors: ota_seq (u32), seq_label[20], ota_state (u32),
+// crc (u32). An entry is valid when ota_seq is not 0xFFFFFFFF and crc is
+// the CRC-32 of the four ota_seq bytes, seeded with 0xFFFFFFFF (ESP-IDF
+// bootloader_common_ota_select_crc/valid; otatool computes the same).
+const (
+	otaEntrySize   = 32
+	otaEntryStride = 0x1000
+)
+
+// otaSeq reads the highest valid ota_seq of an otadata partition's
+// contents; ok is false when neither entry is valid.
+func otaSeq(otadata []byte) (seq uint32, ok bool) {
+	for i := 0; i < 2; i++ {
+		off := i * otaEntryStride
+		if off+otaEntrySize > len(otadata) {
+			break
+		}
+		e := otadata[off : off+otaEntrySize]
+		s := binary.LittleEndian.Uint32(e[0:])
+		crc := binary.LittleEndian.Uint32(e[28:])
+		if s == 0xFFFFFFFF || crc != crc32.Update(0xFFFFFFFF, crc32.IEEETable, e[0:4]) {
 			continue
 		}
-		if p.SubType == fwimage.PartSubAppFactory {
-			return p
-		}
-		if ota == nil && p.SubType >= fwimage.PartSubAppOTA0 && p.SubType < fwimage.PartSubAppOTA0+16 {
-			ota = p
+		if !ok || s > seq {
+			seq, ok = s, true
 		}
 	}
-	return ota
+	return seq, ok
+}
+
+// pickApp chooses the partition to boot as ESP-IDF's second-stage
+// bootloader does (bootloader_utility_get_selected_boot_partition): with
+// an otadata partition holding a valid entry, the OTA slot
+// (ota_seq - 1) % number of OTA app partitions; otherwise the factory app,
+// or ota_0 when there is no factory app. readOta reads the
+// otadata partition's contents.
+func pickApp(pt *fwimage.PartitionTable, readOta func(p *fwimage.Partition) []byte) *fwimage.Partition {
+	var factory, otadata *fwimage.Partition
+	var slots []*fwimage.Partition // by slot number
+	for i := range pt.Partitions {
+		p := &pt.Partitions[i]
+		switch {
+		case p.Type == fwimage.PartTypeApp && p.SubType == fwimage.PartSubAppFactory:
+			if factory == nil {
+				factory = p
+			}
+		case p.Type == fwimage.PartTypeApp && p.SubType >= fwimage.PartSubAppOTA0 && p.SubType < fwimage.PartSubAppOTA0+16:
+			n := int(p.SubType - fwimage.PartSubAppOTA0)
+			for len(slots) <= n {
+				slots = append(slots, nil)
+			}
+			if slots[n] == nil {
+				slots[n] = p
+			}
+		case p.Type == fwimage.PartTypeData && p.SubType == fwimage.PartSubDataOTA:
+			if otadata == nil {
+				otadata = p
+			}
+		}
+	}
+	count := 0
+	for _, p := range slots {
+		if p != nil {
+			count++
+		}
+	}
+	if otadata != nil && count > 0 {
+		if seq, ok := otaSeq(readOta(otadata)); ok {
+			if p := slotAt(slots, int((seq-1)%uint32(count))); p != nil {
+				return p
+			}
+		}
+	}
+	if factory != nil {
+		return factory
+	}
+	return slotAt(slots, 0)
+}
+
+// readOtadata reads the part of an otadata partition holding its entries.
+func (c *cpu) readOtadata(p *fwimage.Partition) []byte {
+	buf := make([]byte, min(p.Size, 2*otaEntryStride))
+	if c.dev.flash.ReadAt(buf, p.Offset) != nil {
+		return nil
+	}
+	return buf
+}
+
+// slotAt is OTA slot n, the app partition of subtype ota_n: ESP-IDF keeps
+// the slots by subtype number and counts those present
+// (bootloader_utility_load_partition_table), so a gap in the numbering
+// selects a missing slot.
+func slotAt(slots []*fwimage.Partition, n int) *fwimage.Partition {
+	if n < len(slots) {
+		return slots[n]
+	}
+	return nil
 }
 
 func chipRevision(key string) string {

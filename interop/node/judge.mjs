@@ -309,6 +309,17 @@ async function run() {
       await step("spi attach", () => loader.flashSpiAttach(0));
     }
     await step("flash id", readFlashId);
+    // esptool-js 0.7 keeps FLASH_WRITE_SIZE = 0x4000 with a ROM; the ESP32
+    // ROM answers FLASH_BEGIN/FLASH_DEFL_BEGIN with a block size above
+    // 0x1800 with 01 05 (measured on Espressif's ESP32 emulator). Use the
+    // block size esptool uses with ROMs (ESPLoader.FLASH_WRITE_SIZE, 0x400).
+    if (loader.FLASH_WRITE_SIZE > 0x400) {
+      result.warnings.push(
+        `esptool-js 0.7 would send ${hex(loader.FLASH_WRITE_SIZE)}-byte blocks to the ROM, ` +
+          "which refuses more than 0x1800; using esptool's 0x400",
+      );
+      loader.FLASH_WRITE_SIZE = 0x400;
+    }
     // The ESP8266 ROM has no deflate and no MD5: plain blocks, MD5 by stub.
     await step("write flash (ROM)", () =>
       loader.writeFlash({
