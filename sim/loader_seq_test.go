@@ -11,7 +11,6 @@ import (
 	"github.com/mos-tool/mos/flasher"
 )
 
-
 // The flasher stubs do not check the sequence number of a data block (see
 // loader_flash.go): a block sent twice is written twice. These tests pin
 // that down, so that a host retrying a block after a lost reply shows up
