@@ -66,6 +66,8 @@ type Config struct {
 	// BridgeMaxBaud models a USB-UART bridge that cannot go faster: asked
 	// for more, it runs at this rate (and the line garbles). 0: no limit.
 	BridgeMaxBaud int
+	// Noise makes the wire corrupt or lose bytes (a noisy cable).
+	Noise Noise
 	// WiFi is the radio environment the demo firmware's station and
 	// Wifi.Scan see. nil means DefaultWiFi(); an empty slice, no networks.
 	WiFi []AccessPoint
@@ -113,7 +115,7 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&wifi=NETWORKS]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&wifi=NETWORKS&noise=RATE[,seed=N,dir=D,baud=N]]
 //
 // id names a device shared by every Open of the same id in this process,
 // so that a test can reconnect to the device it flashed. wifi replaces the
@@ -170,6 +172,12 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 				return cfg, "", err
 			}
 			cfg.MAC = m
+		case "noise":
+			n, err := ParseNoise(v)
+			if err != nil {
+				return cfg, "", err
+			}
+			cfg.Noise = n
 		case "wifi":
 			aps, err := ParseWiFi(v)
 			if err != nil {
@@ -177,7 +185,7 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			cfg.WiFi = aps
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, wifi)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, wifi, noise)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()
