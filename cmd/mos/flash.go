@@ -29,6 +29,9 @@ type flashOptions struct {
 	flashSize string
 	flashFreq string
 	keepFS    bool
+	// noPreserve lets ADDR:FILE regions that do not fill their 4 KiB
+	// sectors erase the rest of them.
+	noPreserve bool
 }
 
 func newFlashCmd(a *app) *cobra.Command {
@@ -65,6 +68,7 @@ func newFlashCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashSize, "flash-size", "keep", "bootloader flash size: keep, detect, or e.g. 4MB")
 	f.StringVar(&o.flashFreq, "flash-freq", "keep", "bootloader flash frequency: keep, 80m, 40m, 26m, 20m")
 	f.BoolVar(&o.keepFS, "keep-fs", false, "do not write the bundle's filesystem part (keep the files and config on the board)")
+	f.BoolVar(&o.noPreserve, "no-preserve", false, "let a region that does not start and end on a 4 KiB sector boundary erase the rest of its sectors (by default they are read and kept)")
 	return cmd
 }
 
@@ -132,7 +136,8 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 	if err != nil {
 		return err
 	}
-	reports, werr := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
+	reports, werr := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, NoPreserve: o.noPreserve,
+		Progress: writeProgress(a), Warn: func(m string) { a.out.Warnf("%s", m) }})
 	res := flashResult{Chip: chip.Name, Port: p.Name(), Baud: p.BaudRate(), Stub: l.Stub,
 		Seconds: time.Since(start).Seconds(), Regions: reports, Complete: werr == nil}
 	for _, r := range reports {
