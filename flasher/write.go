@@ -134,10 +134,19 @@ type LinkError struct {
 	Addr     uint32
 	Restarts int
 	Err      error // the last failure
+	// Silent: the device stopped answering altogether (reset, unplugged).
+	Silent bool
 }
 
 func (e *LinkError) Error() string {
-	return fmt.Sprintf("the serial link kept losing or garbling replies: gave up writing %s at 0x%X after %d restarts (last: %v)", e.Region, e.Addr, e.Restarts, e.Err)
+	if e.Silent {
+		return fmt.Sprintf("the device stopped answering while %s at 0x%X was written (was it reset or unplugged?): %v", e.Region, e.Addr, e.Err)
+	}
+	after := ""
+	if e.Restarts > 0 {
+		after = fmt.Sprintf(" after %d restarts", e.Restarts)
+	}
+	return fmt.Sprintf("the serial link kept losing or garbling replies: gave up on %s at 0x%X%s (last: %v)", e.Region, e.Addr, after, e.Err)
 }
 
 func (e *LinkError) Unwrap() error { return e.Err }
@@ -147,6 +156,9 @@ func (e *LinkError) ExitCode() int { return 6 }
 
 // Hint suggests what usually cures a noisy link.
 func (e *LinkError) Hint() string {
+	if e.Silent {
+		return "check that the board is connected and was not reset"
+	}
 	return "check the USB cable and port, or try a lower rate (--baud 460800 or 115200)"
 }
 
@@ -219,13 +231,14 @@ func (l *Loader) FlashMD5(ctx context.Context, addr uint32, size int) ([16]byte,
 // ESP8266 ROM).
 func (l *Loader) canRead() bool { return l.Stub || l.Chip.ROMHasSlowRd }
 
-// md5 is FlashMD5 sent again once after a lost or garbled reply: asking
-// for a hash changes nothing on the device, so a resend is safe. (After a
-// failed write the stub answers the next command with that failure, so
-// the first answer may be an error that says nothing about the hash.)
+// md5 is FlashMD5, sent again (a bounded number of times) after a lost or
+// garbled reply: asking for a hash changes nothing on the device, so a
+// resend is safe. (After a failed write the stub answers the next command
+// with that failure, so an answer may be an error that says nothing about
+// the hash.)
 func (l *Loader) md5(ctx context.Context, addr uint32, size int) ([16]byte, error) {
 	sum, err := l.FlashMD5(ctx, addr, size)
-	if err != nil && recoverable(ctx, err) {
+	for attempt := 1; attempt < md5Attempts && err != nil && recoverable(ctx, err); attempt++ {
 		l.Flush()
 		sum, err = l.FlashMD5(ctx, addr, size)
 	}
@@ -272,6 +285,13 @@ func (l *Loader) WriteRegions(ctx context.Context, regions []Region, opt WriteOp
 		sum := md5.Sum(r.Data)
 		rep.MD5 = hex.EncodeToString(sum[:])
 		if err := l.writeRegion(ctx, r, sum, rep, opt); err != nil {
+			var de *DeviceError
+			var le *LinkError
+			var ve *VerifyError
+			if recoverable(ctx, err) && !errors.As(err, &de) && !errors.As(err, &le) && !errors.As(err, &ve) {
+				// a hash or read whose every reply was lost or garbled
+				err = &LinkError{Region: r.Name, Addr: r.Addr, Restarts: rep.Restarts, Err: err}
+			}
 			rep.State = StateFailed
 			rep.Error = err.Error()
 			return reports, &WriteError{Report: reports, Err: err}
@@ -397,7 +417,7 @@ func (l *Loader) widen(ctx context.Context, r Region, head, tail int) ([]byte, e
 // nothing), a bounded number of times.
 func (l *Loader) readChecked(ctx context.Context, addr uint32, n int) ([]byte, error) {
 	var err error
-	for attempt := 0; attempt < maxStalls; attempt++ {
+	for attempt := 0; attempt < md5Attempts; attempt++ {
 		if attempt > 0 {
 			l.Flush()
 		}
@@ -450,10 +470,12 @@ func lostAround(r Region, ranges []span, head, tail int) loss {
 }
 
 // Recovery bounds: a span is given up after maxStalls restarts in a row
-// that got no further, or maxRestarts in all.
+// that got no further, or maxRestarts in all; a hash or a read is asked
+// for at most md5Attempts times.
 const (
-	maxStalls   = 3
+	maxStalls   = 5
 	maxRestarts = 32
+	md5Attempts = 3
 )
 
 // putSpans writes the spans of w, verifying each by MD5 where the loader
@@ -500,12 +522,24 @@ func (l *Loader) putSpans(ctx context.Context, w Region, spans []span, compress 
 		}
 		restarts++
 		rep.Restarts++
-		rest, cerr := l.recheck(ctx, w, s)
-		if cerr != nil {
+		var rest []span
+		for {
+			if !l.answers(ctx) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return &LinkError{Region: w.Name, Addr: addr, Restarts: restarts, Err: err, Silent: true}
+			}
+			var cerr error
+			if rest, cerr = l.recheck(ctx, w, s, err); cerr == nil {
+				break
+			}
 			if !recoverable(ctx, cerr) {
 				return cerr
 			}
-			return &LinkError{Region: w.Name, Addr: addr, Restarts: restarts, Err: fmt.Errorf("%v; then checking the flash: %w", err, cerr)}
+			if stalls++; stalls >= maxStalls {
+				return &LinkError{Region: w.Name, Addr: addr, Restarts: restarts, Err: fmt.Errorf("%v; then checking the flash: %w", err, cerr)}
+			}
 		}
 		left := 0
 		for _, r := range rest {
@@ -526,7 +560,7 @@ func (l *Loader) putSpans(ctx context.Context, w Region, spans []span, compress 
 			resume = "the flash holds it all"
 		}
 		if !l.CanMD5() {
-			resume = "this loader cannot check what arrived: writing it again from its start"
+			resume = fmt.Sprintf("from 0x%X, the sector of the first block not acknowledged; this loader cannot check what arrived", w.Addr+uint32(rest[0].from))
 		}
 		warn(fmt.Sprintf("writing %s at 0x%X: %v; restarting (%s)", w.Name, addr, err, resume))
 		todo = append(rest, todo[1:]...)
@@ -548,12 +582,20 @@ func (l *Loader) verifySpan(ctx context.Context, name string, addr uint32, data 
 }
 
 // recheck finds the parts of span s of w that the flash does not hold
-// after a failed write, by MD5 as the skip-unchanged comparison does.
-// Without MD5 the whole span is written again.
-func (l *Loader) recheck(ctx context.Context, w Region, s span) ([]span, error) {
+// after a failed write (err), by MD5 as the skip-unchanged comparison
+// does. Without MD5 (the ESP8266 ROM) the write starts again at the
+// sector of the first block the ROM did not acknowledge: FLASH_BEGIN
+// erases from there, so whatever that block did is overwritten.
+func (l *Loader) recheck(ctx context.Context, w Region, s span, err error) ([]span, error) {
 	l.Flush()
 	if !l.CanMD5() {
-		return []span{s}, nil
+		from := s.from
+		var re *romWriteError
+		if errors.As(err, &re) {
+			at := (w.Addr + uint32(s.from+re.confirmed)) &^ (sectorSize - 1)
+			from = max(s.from, int(at-w.Addr))
+		}
+		return []span{{from, s.to}}, nil
 	}
 	sub := Region{Name: w.Name, Addr: w.Addr + uint32(s.from), Data: w.Data[s.from:s.to]}
 	rest, err := l.diff(ctx, sub, md5.Sum(sub.Data))
@@ -754,7 +796,11 @@ func (l *Loader) writePlain(ctx context.Context, addr uint32, data []byte, block
 			chunk = append(append([]byte(nil), chunk...), bytes.Repeat([]byte{0xFF}, block-len(chunk))...)
 		}
 		if err := l.dataBlock(ctx, OpFlashData, chunk, seq, perMB(40*time.Second, 2*block), resent); err != nil {
-			return sent, fmt.Errorf("block %d of %d at 0x%X: %w", seq+1, blocks, addr, err)
+			err = fmt.Errorf("block %d of %d at 0x%X: %w", seq+1, blocks, addr, err)
+			if !l.Stub {
+				err = &romWriteError{confirmed: seq * block, err: err}
+			}
+			return sent, err
 		}
 		sent += len(chunk)
 		progress(min(len(data), (seq+1)*block))
@@ -767,12 +813,27 @@ func (l *Loader) writePlain(ctx context.Context, addr uint32, data []byte, block
 	return sent, nil
 }
 
+// romWriteError is a plain ROM write that failed after the device had
+// acknowledged the first confirmed bytes: a ROM writes each block before
+// it answers (Espressif's serial protocol documentation), so those are on
+// flash even where nothing can check them.
+type romWriteError struct {
+	confirmed int
+	err       error
+}
+
+func (e *romWriteError) Error() string { return e.err.Error() }
+func (e *romWriteError) Unwrap() error { return e.err }
+
 // dataBlock sends one FLASH_DATA/FLASH_DEFL_DATA block. Only a block the
-// device answered with "bad checksum" is sent again: it was dropped
-// unwritten (esp-flasher-stub checks the checksum before it queues the
-// write; the ROMs refuse it the same way, and esptool resends it with the
-// same sequence number). After a lost or garbled reply the device may
-// have taken the block, so the caller restarts the span instead.
+// device refused as garbled is sent again, as esptool does: such a block
+// was dropped unwritten. (esp-flasher-stub, src/command_handler.c: a frame
+// whose length does not match its header is answered "bad data length"
+// before any handler runs, and s_flash_defl_data checks the checksum
+// before it queues the write; an error left by the previous block's write
+// comes back with another code.) After a lost reply, or any other answer,
+// the device may have taken the block, and the stubs do not look at
+// sequence numbers, so the caller restarts the span instead.
 func (l *Loader) dataBlock(ctx context.Context, op byte, chunk []byte, seq int, timeout time.Duration, resent *int) error {
 	payload := append(le(uint32(len(chunk)), uint32(seq), 0, 0), chunk...)
 	var err error
@@ -781,17 +842,28 @@ func (l *Loader) dataBlock(ctx context.Context, op byte, chunk []byte, seq int, 
 			*resent++
 		}
 		_, err = l.Command(ctx, op, payload, Checksum(chunk), timeout)
+		if errors.Is(err, ErrUnsupported) {
+			// a ROM answers a command it cannot make out (its op byte
+			// garbled) as an unknown one; this one it knows
+			return fmt.Errorf("the device did not recognise the data block (garbled on the way?): %v", err)
+		}
 		var de *DeviceError
-		if !errors.As(err, &de) || !badChecksum(de.Status) {
+		if !errors.As(err, &de) || !droppedGarbled(l.Stub, de.Status) {
 			return err
 		}
 	}
 	return err
 }
 
-// badChecksum: the stub's 0xC1, the ROM's 01 07 (esptool's error table).
-func badChecksum(s [2]byte) bool {
-	return s[0] == 0xC1 || (s[0] == 0x01 && s[1] == 0x07)
+// droppedGarbled: the answers to a block that arrived garbled, which the
+// device drops without writing: the stubs' 0xC0 (bad data length) and
+// 0xC1 (bad checksum), the ROMs' 01 05 (invalid message) and 01 07 (bad
+// checksum) (esptool's error table).
+func droppedGarbled(stub bool, s [2]byte) bool {
+	if stub {
+		return s[0] == 0xC0 || s[0] == 0xC1
+	}
+	return s[0] == 0x01 && (s[1] == 0x05 || s[1] == 0x07)
 }
 
 // esp8266EraseSize compensates the ESP8266 ROM's erase quirk: asked to
