@@ -189,6 +189,9 @@ func (l *loader) flashBegin(op byte, data []byte) (reply, error) {
 	if l.fw != nil && l.fw.eraser != nil {
 		l.fw.eraser.stop()
 	}
+	if l.fw != nil && l.fw.infl != nil {
+		l.fw.infl.close() // a stream abandoned for a new one (a host's restart)
+	}
 	l.fw = fw
 	if l.stub {
 		fw.eraser = newEraser(l.c, start, end)
