@@ -45,3 +45,20 @@ func (l *Loader) answers(ctx context.Context) bool {
 	}
 	return false
 }
+
+// endRead gets a stub out of a READ_FLASH that went wrong on the way. The
+// stub waits for an acknowledgement after each packet and leaves the read
+// on one that is not 4 bytes long (esp-flasher-stub's
+// s_read_flash_post_process), so it is sent a 1-byte frame: without it the
+// next command would be taken for that acknowledgement and lost. A stub
+// that was not reading answers the frame as a bad command, or ignores it;
+// whatever comes back is drained.
+func (l *Loader) endRead(ctx context.Context) {
+	_, _ = l.Port().Write(slip.Encode(nil, []byte{0}))
+	for ctx.Err() == nil {
+		if _, err := l.ReadFrame(ctx, 100*time.Millisecond); err != nil {
+			break
+		}
+	}
+	l.Flush()
+}

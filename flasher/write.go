@@ -413,31 +413,48 @@ func (l *Loader) widen(ctx context.Context, r Region, head, tail int) ([]byte, e
 // readChecked reads flash and checks what arrived against the device's
 // MD5 of the same bytes: the ROM's READ_FLASH_SLOW replies carry no
 // checksum, and bytes garbled on the way would be written back as if
-// they had been there. A failed read is tried again (reading changes
-// nothing), a bounded number of times.
+// they had been there. It reads in pieces of readPiece bytes, each tried
+// again (reading changes nothing) a bounded number of times, so that a
+// noisy line need not carry a whole sector intact in one go.
 func (l *Loader) readChecked(ctx context.Context, addr uint32, n int) ([]byte, error) {
-	var err error
-	for attempt := 0; attempt < md5Attempts; attempt++ {
-		if attempt > 0 {
-			l.Flush()
-		}
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		at := addr + uint32(len(out))
+		k := min(readPiece, n-len(out))
 		var b []byte
-		b, err = l.ReadFlash(ctx, addr, n, nil)
-		if err == nil && l.CanMD5() {
-			var sum [16]byte
-			if sum, err = l.md5(ctx, addr, n); err == nil && sum != md5.Sum(b) {
-				err = fmt.Errorf("the bytes read at 0x%X differ from the flash's MD5 of them", addr)
+		var err error
+		for attempt := 0; attempt < md5Attempts; attempt++ {
+			if attempt > 0 && l.Stub {
+				l.endRead(ctx)
+			} else if attempt > 0 {
+				l.Flush()
+			}
+			b, err = l.ReadFlash(ctx, at, k, nil)
+			if err == nil && l.CanMD5() {
+				var sum [16]byte
+				if sum, err = l.md5(ctx, at, k); err == nil && sum != md5.Sum(b) {
+					err = fmt.Errorf("the bytes read at 0x%X differ from the flash's MD5 of them", at)
+				}
+			}
+			if err == nil || !recoverable(ctx, err) {
+				break
 			}
 		}
-		if err == nil {
-			return b, nil
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			// not the flash failing to keep data: the bytes came garbled
+			err = fmt.Errorf("the bytes read at 0x%X kept arriving garbled (%v)", at, err)
 		}
-		if !recoverable(ctx, err) {
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, b...)
 	}
-	return nil, err
+	return out, nil
 }
+
+// readPiece is how much readChecked reads at a time.
+const readPiece = 256
 
 type loss struct {
 	n    int
