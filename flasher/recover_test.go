@@ -150,3 +150,34 @@ func TestNoiseOptionOnTheAddress(t *testing.T) {
 	}
 	t.Fatal("no seed up to 30 made the noise hit the write")
 }
+
+// The bytes kept around an unaligned region are read over the same noisy
+// line: whatever arrives garbled is read again, never written back.
+func TestNoisyLineKeepsTheBytesAroundARegion(t *testing.T) {
+	for seed := int64(1); seed <= 4; seed++ {
+		p, err := port.Open(context.Background(), "sim://esp32?fast=1", 115200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev := port.SimDevice(p)
+		l := openSession(t, p, 921600, false)
+		old := fillFlash(t, dev)
+		dev.SetNoise(sim.Noise{Rate: 0.001, Seed: seed, Dir: "to-host"})
+		data := image(0x6000, seed)
+		_, err = l.WriteRegions(context.Background(), []Region{{Name: "part", Addr: 0x21004, Data: data}}, WriteOptions{})
+		var le *LinkError
+		if errors.As(err, &le) {
+			p.Close()
+			t.Logf("seed %d: %v", seed, err)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		want := wantFlash(old, 0x21004, data)
+		if got := flashBytes(t, dev); !bytes.Equal(got, want) {
+			t.Fatalf("seed %d: %s", seed, firstDiff(got, want))
+		}
+		p.Close()
+	}
+}

@@ -423,7 +423,7 @@ func (l *Loader) readChecked(ctx context.Context, addr uint32, n int) ([]byte, e
 		k := min(readPiece, n-len(out))
 		var b []byte
 		var err error
-		for attempt := 0; attempt < md5Attempts; attempt++ {
+		for attempt := 0; attempt < readAttempts; attempt++ {
 			if attempt > 0 && l.Stub {
 				l.endRead(ctx)
 			} else if attempt > 0 {
@@ -453,8 +453,12 @@ func (l *Loader) readChecked(ctx context.Context, addr uint32, n int) ([]byte, e
 	return out, nil
 }
 
-// readPiece is how much readChecked reads at a time.
-const readPiece = 256
+// readChecked reads readPiece bytes at a time, each at most readAttempts
+// times (a short read costs little; a noisy line needs a few goes).
+const (
+	readPiece    = 256
+	readAttempts = 5
+)
 
 type loss struct {
 	n    int
