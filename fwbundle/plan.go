@@ -55,6 +55,11 @@ type PlannedPart struct {
 	DataState string
 	// Patched: the flash parameters were written into this image's header.
 	Patched bool
+	// OwnsSectors: the part comes from a build (a bundle or
+	// flasher_args.json), whose parts sit in 4 KiB-aligned partitions or
+	// the bootloader area, so the rest of its last sector is its own
+	// slack. False for ADDR:FILE pairs, whose neighbours are kept.
+	OwnsSectors bool
 }
 
 // Plan is what `mos flash` will do with a bundle on a given board.
@@ -101,7 +106,7 @@ func (b *Bundle) Plan(ctx context.Context, chip *chips.Chip, flashSize int, dev 
 		if !part.Flash {
 			continue
 		}
-		pp := PlannedPart{Name: part.Name, Addr: part.Addr, Data: part.Data}
+		pp := PlannedPart{Name: part.Name, Addr: part.Addr, Data: part.Data, OwnsSectors: b.Source != ""}
 		if pt != nil {
 			if ptn := pt.Containing(part.Addr, len(part.Data)); ptn != nil {
 				pp.Partition = ptn.Label

@@ -185,3 +185,29 @@ func TestPlanFlashParams(t *testing.T) {
 		})
 	}
 }
+
+// Parts of a build own the slack to their sectors' end; ADDR:FILE pairs do
+// not, so the flasher keeps the bytes around them.
+func TestPlanOwnsSectors(t *testing.T) {
+	c := chip(t, "esp32")
+	built, err := Open("../firmware-images/esp32-demo.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := &Bundle{Parts: []Part{{Name: "four.bin", Addr: 0x1004, Data: []byte("four"), Flash: true}}}
+	for _, tc := range []struct {
+		name string
+		b    *Bundle
+		want bool
+	}{{"bundle", built, true}, {"ADDR:FILE", pairs, false}} {
+		plan, err := tc.b.Plan(context.Background(), c, 4<<20, blankFlash(4<<20), PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range plan.Write {
+			if w.OwnsSectors != tc.want {
+				t.Errorf("%s: part %s OwnsSectors = %v, want %v", tc.name, w.Name, w.OwnsSectors, tc.want)
+			}
+		}
+	}
+}

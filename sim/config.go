@@ -71,6 +71,8 @@ type Config struct {
 	// the same ratio (see romclock.go). nil picks a value from the MAC
 	// within ±6 %. Other chips ignore it.
 	CK8MDrift *float64
+	// Noise makes the wire corrupt or lose bytes (a noisy cable).
+	Noise Noise
 	// WiFi is the radio environment the demo firmware's station and
 	// Wifi.Scan see. nil means DefaultWiFi(); an empty slice, no networks.
 	WiFi []AccessPoint
@@ -122,7 +124,7 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&ck8m-drift=PCT&wifi=NETWORKS]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&ck8m-drift=PCT&wifi=NETWORKS&noise=RATE[,seed=N,dir=D,baud=N]]
 //
 // id names a device shared by every Open of the same id in this process,
 // so that a test can reconnect to the device it flashed. wifi replaces the
@@ -187,6 +189,12 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			f /= 100
 			cfg.CK8MDrift = &f
+		case "noise":
+			n, err := ParseNoise(v)
+			if err != nil {
+				return cfg, "", err
+			}
+			cfg.Noise = n
 		case "wifi":
 			aps, err := ParseWiFi(v)
 			if err != nil {
@@ -194,7 +202,7 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			cfg.WiFi = aps
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, ck8m-drift, wifi)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, ck8m-drift, wifi, noise)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()

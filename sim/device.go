@@ -80,6 +80,7 @@ func New(cfg Config) (*Device, error) {
 		toHost: newLine(cfg.Fast, 256<<10),
 	}
 	d.toHost.setDropping(true) // nobody listening yet
+	d.SetNoise(cfg.Noise)
 	d.regs = newRegisters(d)
 	d.uartBaud.Store(int64(cfg.Chip.BootBaud))
 	d.mu.Lock()

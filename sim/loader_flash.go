@@ -200,6 +200,9 @@ func (l *loader) flashBegin(op byte, data []byte) (reply, error) {
 	if l.fw != nil && l.fw.eraser != nil {
 		l.fw.eraser.stop()
 	}
+	if l.fw != nil && l.fw.infl != nil {
+		l.fw.infl.close() // a stream abandoned for a new one (a host's restart)
+	}
 	l.fw = fw
 	if l.stub {
 		fw.eraser = newEraser(l.c, start, end)
@@ -260,12 +263,16 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 	if !fw.deflate && !l.stub && size != fw.blockSize {
 		return reply{}, l.refuse(romInvalidParam, stubBadBlockSize)
 	}
-	if seq != fw.seq {
-		// A repeated block (the host retried after a lost reply) is
-		// acknowledged again without writing it twice.
-		if seq+1 == fw.seq {
-			return reply{}, nil
-		}
+	// Neither flasher stub looks at the sequence number: esp-flasher-stub
+	// (src/command_handler.c, s_flash_data / s_flash_defl_data) writes or
+	// inflates every block that passes the length and checksum checks at
+	// its current offset, and so did esptool's older stub
+	// (flasher_stub/stub_flasher.c). A block sent twice is written twice:
+	// the copy lands after the first (plain) or is fed to the inflater
+	// again (compressed). The ROM loader keeps its own count and refuses a
+	// block out of order without writing it; its exact answer is not
+	// documented, and the host never relies on it.
+	if !l.stub && seq != fw.seq {
 		return reply{}, l.refuse(romInvalidParam, stubBadDataLen)
 	}
 	if l.stub {

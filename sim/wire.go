@@ -22,6 +22,7 @@ type line struct {
 	dropping  bool // receiver is not listening (device held in reset): discard
 	limit     int  // bytes kept for the receiver before new ones are lost
 	queued    int
+	noise     *noiser // a noisy cable (see Noise); nil: clean
 }
 
 type piece struct {
@@ -98,6 +99,7 @@ func (l *line) send(ctx context.Context, p []byte, baud int, backlog time.Durati
 	if l.dropping {
 		return nil
 	}
+	p = l.noise.apply(p, baud)
 	start := now
 	if l.busyUntil.After(start) {
 		start = l.busyUntil

@@ -71,6 +71,9 @@ type flashOptions struct {
 	flashSize string
 	flashFreq string
 	keepFS    bool
+	// noPreserve lets ADDR:FILE regions that do not fill their 4 KiB
+	// sectors erase the rest of them.
+	noPreserve bool
 }
 
 func newFlashCmd(a *app) *cobra.Command {
@@ -110,6 +113,7 @@ func newFlashCmd(a *app) *cobra.Command {
 	f.StringVar(&o.flashSize, "flash-size", "keep", "bootloader flash size: keep, detect, or e.g. 4MB")
 	f.StringVar(&o.flashFreq, "flash-freq", "keep", "bootloader flash frequency: keep, 80m, 40m, 26m, 20m")
 	f.BoolVar(&o.keepFS, "keep-fs", false, "keep the files and settings in the board's data partitions")
+	f.BoolVar(&o.noPreserve, "no-preserve", false, "let a region that does not start and end on a 4 KiB sector boundary erase the rest of its sectors (by default they are read and kept)")
 	return cmd
 }
 
@@ -197,7 +201,8 @@ func runFlash(ctx context.Context, a *app, o flashOptions, baud int, args []stri
 		return err
 	}
 	announceData(a, plan, func(it string) string { return "--keep-fs keeps " + it })
-	reports, werr := l.WriteRegions(ctx, planRegions(plan), flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
+	reports, werr := l.WriteRegions(ctx, planRegions(plan), flasher.WriteOptions{Force: o.force, NoPreserve: o.noPreserve,
+		Progress: writeProgress(a), Warn: func(m string) { a.out.Warnf("%s", m) }})
 	res := flashResult{Chip: chip.Name, Port: p.Name(), Baud: p.BaudRate(), Stub: l.Stub,
 		Seconds: time.Since(start).Seconds(), Complete: werr == nil}
 	res.Regions, res.DataReplaced, res.DataKept = planReport(plan, reports)
@@ -329,7 +334,7 @@ func partName(p fwbundle.PlannedPart) string {
 func planRegions(plan *fwbundle.Plan) []flasher.Region {
 	var regions []flasher.Region
 	for _, w := range plan.Write {
-		regions = append(regions, flasher.Region{Name: w.Name, Addr: w.Addr, Data: w.Data})
+		regions = append(regions, flasher.Region{Name: w.Name, Addr: w.Addr, Data: w.Data, OwnsSectors: w.OwnsSectors})
 	}
 	return regions
 }

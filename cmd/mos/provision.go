@@ -292,7 +292,8 @@ func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions
 	}
 	announceData(a, plan, func(string) string { return "as --erase-data asks" })
 	regions := planRegions(plan)
-	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a)})
+	reports, err := l.WriteRegions(ctx, regions, flasher.WriteOptions{Force: o.force, Progress: writeProgress(a),
+		Warn: func(m string) { a.out.Warnf("%s", m) }})
 	if err != nil {
 		return "", "", err
 	}
