@@ -282,6 +282,8 @@ type cpu struct {
 	dev *Device
 	ctx context.Context
 	rx  []byte // received, not yet consumed
+	// cause is why the chip last left reset, as the application reads it
+	cause resetCause
 }
 
 // sleep models time the chip spends working; skipped in fast mode.

@@ -1,4 +1,4 @@
-package sim_test
+package demofw_test
 
 import (
 	"bytes"
@@ -52,7 +52,7 @@ func bootDemo(t *testing.T, chip, opts string) *demoConn {
 		p.Close()
 		dev.Close()
 	})
-	if err := dev.ProgramBundle("../firmware-images/" + chip + "-demo.zip"); err != nil {
+	if err := dev.ProgramBundle("../../firmware-images/" + chip + "-demo.zip"); err != nil {
 		t.Fatal(err)
 	}
 	dc := &demoConn{t: t, p: p, dev: dev, grew: make(chan struct{}), nextID: 1000}

@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"encoding/json"
@@ -10,31 +10,41 @@ import (
 // The RPC methods of the demo firmware and their answers, as mgos's core,
 // rpc-service-config, -fs and -wifi libraries give them.
 
-var (
-	rpcHandlers = map[string]rpcHandler{}
-	rpcOrder    []string // registration order; RPC.List prints it newest first
-)
-
-func registerRPC(name string, h rpcHandler) {
-	rpcHandlers[name] = h
-	rpcOrder = append(rpcOrder, name)
+type rpcMethod struct {
+	name    string
+	handler rpcHandler
 }
 
-func init() {
-	registerRPC("Sys.GetInfo", sysGetInfo)
-	registerRPC("Sys.Reboot", sysReboot)
-	registerRPC("Config.Get", configGet)
-	registerRPC("Config.Set", configSet)
-	registerRPC("Config.Save", configSave)
-	registerRPC("FS.List", fsList)
-	registerRPC("FS.ListExt", fsListExt)
-	registerRPC("FS.Get", fsGet)
-	registerRPC("FS.Put", fsPut)
-	registerRPC("FS.Remove", fsRemove)
-	registerRPC("FS.Rename", fsRename)
-	registerRPC("Wifi.Scan", wifiScan)
-	registerRPC("RPC.List", rpcList)
-	registerRPC("RPC.Ping", rpcPing)
+// rpcMethods is the demo's RPC service in the order the firmware's
+// libraries register their handlers at init; RPC.List prints it newest
+// first. (A function, not a variable: rpcList refers back to it.)
+func rpcMethods() []rpcMethod {
+	return []rpcMethod{
+		{"Sys.GetInfo", sysGetInfo},
+		{"Sys.Reboot", sysReboot},
+		{"Config.Get", configGet},
+		{"Config.Set", configSet},
+		{"Config.Save", configSave},
+		{"FS.List", fsList},
+		{"FS.ListExt", fsListExt},
+		{"FS.Get", fsGet},
+		{"FS.Put", fsPut},
+		{"FS.Remove", fsRemove},
+		{"FS.Rename", fsRename},
+		{"Wifi.Scan", wifiScan},
+		{"RPC.List", rpcList},
+		{"RPC.Ping", rpcPing},
+	}
+}
+
+// rpcHandlerFor finds the handler of method.
+func rpcHandlerFor(method string) (rpcHandler, bool) {
+	for _, m := range rpcMethods() {
+		if m.name == method {
+			return m.handler, true
+		}
+	}
+	return nil, false
 }
 
 // The reboot delays Mongoose OS uses.
@@ -213,7 +223,10 @@ func (fw *demoFirmware) saveConfig(level int, tryOnce bool) error {
 }
 
 func rpcList(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
-	names := slices.Clone(rpcOrder)
+	var names []string
+	for _, m := range rpcMethods() {
+		names = append(names, m.name)
+	}
 	slices.Reverse(names)
 	return printfJSON(names), nil
 }

@@ -1,12 +1,13 @@
-package sim
+package demofw
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/mos-tool/mos/chips"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // The firmware's side of UART0: a receive FIFO that loses bytes when it is
@@ -63,13 +64,11 @@ func rpcByteCost(c *chips.Chip) time.Duration {
 	return time.Microsecond
 }
 
-// weak.Pointer[Device] -> *fwState
-
 // uartRX is the receive path: line -> FIFO -> firmware.
 type uartRX struct {
-	c     *cpu
+	m     *sim.Machine
 	ctx   context.Context
-	state *fwState
+	state *Firmware     // the device's statistics
 	flow  bool          // XON/XOFF flow control (rpc.uart.fc_type 2)
 	tx    *console      // for the host's own XON/XOFF
 	speed func() int    // the UART's baud rate now
@@ -90,10 +89,10 @@ type timedByte struct {
 	at time.Duration
 }
 
-func newUARTRX(c *cpu, ctx context.Context, state *fwState, flow bool, tx *console) *uartRX {
+func newUARTRX(m *sim.Machine, ctx context.Context, state *Firmware, flow bool, tx *console) *uartRX {
 	u := &uartRX{
-		c: c, ctx: ctx, state: state, flow: flow, tx: tx, fast: c.dev.cfg.Fast,
-		speed: func() int { return int(c.dev.uartBaud.Load()) },
+		m: m, ctx: ctx, state: state, flow: flow, tx: tx, fast: m.Fast(),
+		speed: m.UARTBaud,
 		wake:  make(chan struct{}, 1),
 		rxbuf: make([]byte, 16<<10),
 	}
@@ -105,7 +104,7 @@ func newUARTRX(c *cpu, ctx context.Context, state *fwState, flow bool, tx *conso
 func (u *uartRX) isr() {
 	buf := make([]byte, 64)
 	for {
-		n, err := u.c.dev.toDev.recv(u.ctx, buf, u.speed, time.Time{})
+		n, err := u.m.Recv(u.ctx, buf, time.Time{})
 		if err != nil {
 			return
 		}
@@ -152,7 +151,7 @@ func (u *uartRX) xoffMark() int {
 	if u.fast {
 		return rxHighMark
 	}
-	return max(rxHighMark-pieceBytes(u.speed()), rxLowMark+1)
+	return max(rxHighMark-u.m.RXPiece(), rxLowMark+1)
 }
 
 // takeLocked removes the oldest byte from the FIFO.
@@ -177,45 +176,8 @@ func (u *uartRX) takeLocked() byte {
 // long reply would overrun the FIFO meanwhile.
 func (u *uartRX) sendFlowControl(b byte) {
 	if u.ctx.Err() == nil {
-		u.c.dev.toHost.sendAhead(b, u.speed())
+		u.m.SendAhead(b)
 	}
-}
-
-// sendAhead queues one byte right after the piece on the wire now; the
-// pieces queued behind it arrive one byte time later.
-func (l *line) sendAhead(b byte, baud int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed || l.dropping {
-		return
-	}
-	pc := piece{data: []byte{b}, baud: baud}
-	i := len(l.pieces)
-	if !l.fast {
-		bt := byteTime(baud)
-		now := time.Now()
-		pc.at = now.Add(bt)
-		if l.busyUntil.After(now) {
-			// keep what has arrived and the piece being sent
-			i = 0
-			for i < len(l.pieces) && !l.pieces[i].at.After(now) {
-				i++
-			}
-			if i < len(l.pieces) {
-				pc.at = l.pieces[i].at.Add(bt)
-				i++
-			}
-			for j := i; j < len(l.pieces); j++ {
-				l.pieces[j].at = l.pieces[j].at.Add(bt)
-			}
-			l.busyUntil = l.busyUntil.Add(bt)
-		} else {
-			l.busyUntil = pc.at
-		}
-	}
-	l.pieces = slices.Insert(l.pieces, i, pc)
-	l.queued++
-	l.wake()
 }
 
 // next waits for the next received byte until deadline (zero: forever);
@@ -270,11 +232,11 @@ func (u *uartRX) nextVirtual(deadline time.Time) (byte, error) {
 			u.vnow = u.wire[0].at // idle until the next byte arrives
 			continue
 		}
-		n, err := u.c.dev.toDev.recv(u.ctx, u.rxbuf, u.speed, deadline)
+		n, err := u.m.Recv(u.ctx, u.rxbuf, deadline)
 		if err != nil {
 			return 0, err
 		}
-		bt := byteTime(max(u.speed(), 1))
+		bt := sim.WireTime(1, max(u.speed(), 1))
 		for _, b := range u.rxbuf[:n] {
 			at := max(u.vnow, u.last+bt)
 			u.last = at
