@@ -172,8 +172,11 @@ func (fw *demoFirmware) loadConfig() {
 		name := levelFileName(level)
 		try := name + ".try"
 		if _, ok := fw.fs.Stat(try); ok {
+			fw.logf(logInfo, "mgos_sys_config.c:375", "Trying %s once; %s stays until the change is confirmed", try, name)
 			fw.loadLevel(level, try)
 			fw.fs.Remove(try)
+			fw.trial.Store(true)
+			fw.trialLevels = append(fw.trialLevels, level)
 			continue
 		}
 		if _, ok := fw.fs.Stat(name); ok {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mos-tool/mos/chips"
@@ -133,21 +134,40 @@ type demoFirmware struct {
 	// improv: the Improv receiver of an Improv build (improv.go)
 	improv *improvDevice
 
+	// trial: this boot runs settings saved with try_once (confN.json.try),
+	// not yet committed; see trial.go.
+	trial       atomic.Bool
+	trialLevels []int // the levels loaded from .try files
+
+	// task is the firmware's main task: RPC handlers and event callbacks
+	// run one at a time, as on Mongoose OS's single mgos task.
+	task sync.Mutex
+
 	// rebootAt is when a requested restart happens (zero: none); only the
 	// RPC loop touches it.
 	rebootAt time.Time
-	wg       sync.WaitGroup // background work: Wi-Fi, scans, the RX interrupt
+	// selfRestart: a background event restarted the chip (cancel ended
+	// the run), so the run ends with a software reset.
+	selfRestart atomic.Bool
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup // background work: Wi-Fi, scans, the RX interrupt
 }
 
 func runDemo(m *sim.Machine, dev *Firmware, app demoApp, appAddr uint32) error {
 	ctx, cancel := context.WithCancel(m.Context())
 	fw := &demoFirmware{
-		m: m, ctx: ctx, app: app, appAddr: appAddr, chip: m.Chip(), mac: m.MAC(),
+		m: m, ctx: ctx, cancel: cancel, app: app, appAddr: appAddr, chip: m.Chip(), mac: m.MAC(),
 		dev: dev, start: time.Now(), ram: ramOf(m.Chip()), env: m.WiFi(),
 	}
-	defer fw.wg.Wait() // nothing of this run may print into the next boot
-	defer cancel()
-	return fw.run()
+	err := func() error {
+		defer fw.wg.Wait() // nothing of this run may print into the next boot
+		defer cancel()
+		return fw.run()
+	}()
+	if fw.selfRestart.Load() && m.Context().Err() == nil {
+		return sim.ErrRestart
+	}
+	return err
 }
 
 func (fw *demoFirmware) run() error {
@@ -231,6 +251,13 @@ func (fw *demoFirmware) scheduleReboot(d time.Duration) {
 // restart is the software reset: the firmware's run ends and the chip
 // boots again through its ROM, which reports a software reset.
 func (fw *demoFirmware) restart() error { return sim.ErrRestart }
+
+// restartNow is a software reset from outside the RPC loop (an event
+// callback): the run ends at once and the chip boots again.
+func (fw *demoFirmware) restartNow() {
+	fw.selfRestart.Store(true)
+	fw.cancel()
+}
 
 // Log levels of debug.level.
 const (

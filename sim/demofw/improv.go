@@ -241,8 +241,11 @@ func (fw *demoFirmware) improvProvision(ssid, pass string) {
 		fw.improvError(improvErrConnect)
 		return
 	}
+	fw.task.Lock()
 	fw.cfg.set(userLevel, map[string]any{"wifi.sta.enable": true, "wifi.sta.ssid": ssid, "wifi.sta.pass": pass})
-	if err := fw.saveConfig(userLevel, false); err != nil {
+	err := fw.saveConfig(userLevel, false)
+	fw.task.Unlock()
+	if err != nil {
 		fw.logf(logError, "mgos_improv.c:168", "Improv: error saving config: %v", err)
 		fw.improvError(improvErrOther)
 		return

@@ -171,6 +171,9 @@ func configSet(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
 	if err != nil {
 		return nil, configRPCError(err)
 	}
+	if err := fw.cfg.validate(level, vals); err != nil {
+		return nil, configRPCError(err)
+	}
 	fw.cfg.set(level, vals)
 	saved := false
 	if p.Save {
@@ -210,7 +213,8 @@ func configRPCError(err error) *rpcError {
 }
 
 // saveConfig writes a level's file: confN.json, or with tryOnce
-// confN.json.try, which the next boot uses once and deletes.
+// confN.json.try, which the next boot uses once and deletes. Saving
+// confN.json on a trial boot commits what is on trial.
 func (fw *demoFirmware) saveConfig(level int, tryOnce bool) error {
 	if fw.fs == nil {
 		return errNoFS
@@ -219,7 +223,13 @@ func (fw *demoFirmware) saveConfig(level int, tryOnce bool) error {
 	if tryOnce {
 		name += ".try"
 	}
-	return fw.fs.Write(name, 0, fw.cfg.levelFile(level), true)
+	if err := fw.fs.Write(name, 0, fw.cfg.levelFile(level), true); err != nil {
+		return err
+	}
+	if !tryOnce && fw.trial.Swap(false) {
+		fw.logf(logInfo, "mgos_sys_config.c:421", "Config confirmed: %s saved", name)
+	}
+	return nil
 }
 
 func rpcList(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {

@@ -171,6 +171,8 @@ func (fw *demoFirmware) dispatch(call *rpcCall) (json.RawMessage, *rpcError) {
 	if !ok {
 		return nil, rpcErrorf(404, "No handler for %s", call.method)
 	}
+	fw.task.Lock()
+	defer fw.task.Unlock()
 	return h(fw, call)
 }
 

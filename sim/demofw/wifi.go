@@ -58,9 +58,17 @@ func (fw *demoFirmware) startWiFi() {
 	gw := fw.cfg.String("wifi.sta.gw")
 	fw.wifiAttemptLog(ssid, 1)
 	fw.goAsync(func() {
-		// like mgos, it keeps trying until it is connected
-		for att := 2; !fw.connect(ssid, pass, static, gw); att++ {
-			if fw.pause(wifiRetryTime) != nil || fw.improvTookWiFi() {
+		// like mgos, it keeps trying until it is connected, unless the
+		// settings are on trial: their first attempt decides (trial.go)
+		for att := 2; ; att++ {
+			ok := fw.connect(ssid, pass, static, gw)
+			if fw.ctx.Err() != nil {
+				return
+			}
+			if fw.trial.Load() && fw.settleTrial(ok) {
+				return // reverting
+			}
+			if ok || fw.pause(wifiRetryTime) != nil || fw.improvTookWiFi() {
 				return
 			}
 			fw.wifiAttemptLog(ssid, att)
