@@ -74,7 +74,7 @@ type uartRX struct {
 	speed func() int    // the UART's baud rate now
 	fast  bool          // virtual time (Config.Fast)
 	clock time.Time     // real mode: the firmware has worked up to here
-	mu    sync.Mutex    // real mode: fifo and stopped, shared with the ISR
+	mu    sync.Mutex    // fifo, stop and the clocks: shared with the ISR and background work
 	fifo  []byte        // received, not yet taken by the firmware
 	stop  bool          // XOFF sent, XON not yet
 	wake  chan struct{} // real mode: bytes arrived
@@ -222,26 +222,32 @@ func (u *uartRX) wait(deadline time.Time) error {
 // from bytes read off the line.
 func (u *uartRX) nextVirtual(deadline time.Time) (byte, error) {
 	for {
+		u.mu.Lock() // the virtual clock is shared with busy
 		u.admit()
 		if len(u.fifo) > 0 {
 			b := u.takeLocked()
 			u.vnow += rxByteCost
+			u.mu.Unlock()
 			return b, u.ctx.Err()
 		}
 		if len(u.wire) > 0 {
 			u.vnow = u.wire[0].at // idle until the next byte arrives
+			u.mu.Unlock()
 			continue
 		}
+		u.mu.Unlock()
 		n, err := u.m.Recv(u.ctx, u.rxbuf, deadline)
 		if err != nil {
 			return 0, err
 		}
 		bt := sim.WireTime(1, max(u.speed(), 1))
+		u.mu.Lock()
 		for _, b := range u.rxbuf[:n] {
 			at := max(u.vnow, u.last+bt)
 			u.last = at
 			u.wire = append(u.wire, timedByte{b, at})
 		}
+		u.mu.Unlock()
 	}
 }
 
@@ -258,10 +264,14 @@ func (u *uartRX) admit() {
 }
 
 // busy is the firmware working for d without reading the UART. It returns
-// the context's error when the chip is reset meanwhile.
+// the context's error when the chip is reset meanwhile. Background work
+// (a Wi-Fi event saving the configuration) spends the same CPU time as the
+// main loop, hence the lock.
 func (u *uartRX) busy(d time.Duration) error {
+	u.mu.Lock()
 	if u.fast {
 		u.vnow += d
+		u.mu.Unlock()
 		return u.ctx.Err()
 	}
 	// The firmware's own clock runs ahead of the wall clock by the work it
@@ -274,6 +284,7 @@ func (u *uartRX) busy(d time.Duration) error {
 	}
 	u.clock = u.clock.Add(d)
 	ahead := u.clock.Sub(now)
+	u.mu.Unlock()
 	if ahead < time.Millisecond {
 		return u.ctx.Err()
 	}
