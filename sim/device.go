@@ -43,7 +43,6 @@ type Device struct {
 	runDone   chan struct{}
 	host      *HostPort
 	closed    bool
-	resetKind resetCause
 
 	regs *registers
 
@@ -253,7 +252,6 @@ func (d *Device) startLocked(cause resetCause, forceDownload bool, delay time.Du
 		d.runCancel = cancel
 		done := make(chan struct{})
 		d.runDone = done
-		d.resetKind = cause
 		go func() {
 			defer close(done)
 			if prev != nil {
