@@ -33,16 +33,18 @@ func (dc *demoConn) waitOnline(mark int, ssid string) {
 
 func TestDemoTrialSettings(t *testing.T) {
 	for _, tc := range []struct {
-		name, ssid, pass string
-		ok               bool
-		reason           string
+		chip, name, ssid, pass string
+		ok                     bool
+		reason                 string
 	}{
-		{"wrong password", "mos-demo-net", "wrong-password", false, "reason: 202"},
-		{"network not found", "NoSuchNet", "whatever-pass", false, "reason: 201"},
-		{"works", "CoffeeShop", "", true, ""},
+		{"esp32", "wrong password", "mos-demo-net", "wrong-password", false, "reason: 202"},
+		{"esp32", "network not found", "NoSuchNet", "whatever-pass", false, "reason: 201"},
+		{"esp32", "works", "CoffeeShop", "", true, ""},
+		{"esp8266", "wrong password", "mos-demo-net", "wrong-password", false, "reason: 202"},
+		{"esp8266", "works", "CoffeeShop", "", true, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dc := bootDemo(t, "esp32", "")
+		t.Run(tc.chip+" "+tc.name, func(t *testing.T) {
+			dc := bootDemo(t, tc.chip, "")
 			mark := dc.joinWiFi("mos-demo-net", "demo-pass-1234")
 			dc.waitOnline(mark, "mos-demo-net")
 			before := dc.userConfig()
