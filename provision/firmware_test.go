@@ -28,6 +28,7 @@ type fakeFirmware struct {
 	fsSize   int
 	networks map[string]string // ssid -> password
 	boots    int
+	bootedAt time.Time
 	// stationMute: the Wi-Fi station stays "connecting" and logs nothing.
 	stationMute bool
 }
@@ -44,6 +45,7 @@ func newFakeFirmware(t *testing.T) *fakeFirmware {
 		t.Fatal(err)
 	}
 	f.saved = cloneTree(f.tree)
+	f.bootedAt = time.Now()
 	f.fakeDevice = newFakeDevice(t, f.serve)
 	return f
 }
@@ -80,6 +82,7 @@ func (f *fakeFirmware) serve(r *fakeRequest) (any, *rpcErr) {
 			status, ip = "got ip", "192.168.1.23"
 		}
 		return map[string]any{"app": "demo", "fw_version": "1.0", "arch": "esp32", "mac": "240AC4A1B2C3",
+			"uptime":  int(time.Since(f.bootedAt) / time.Second),
 			"fs_size": f.fsSize, "fs_free": f.fsSize - f.fsUsed(),
 			"wifi": map[string]any{"sta_ip": ip, "ap_ip": "", "status": status, "ssid": f.get("wifi.sta.ssid")}}, nil
 	case "Sys.Reboot":
@@ -214,6 +217,7 @@ func (f *fakeFirmware) rebootLater(after time.Duration) {
 		time.Sleep(after)
 		f.mu.Lock()
 		f.boots++
+		f.bootedAt = time.Now()
 		// the boot loads conf9.json.try once (and deletes it), else conf9.json
 		if f.try != nil {
 			f.tree, f.try = f.try, nil

@@ -97,7 +97,10 @@ func (c *Client) rollBack(ctx context.Context, lines <-chan string, restarted bo
 			restarted = isBootLine(line)
 		case <-t.C:
 			// Reboot returns once the firmware answers again
-			e.RollbackErr = c.Reboot(ctx)
+			sent := time.Now()
+			if e.RollbackErr = c.Reboot(ctx); e.RollbackErr == nil {
+				e.RollbackErr = c.checkRestarted(ctx, sent)
+			}
 			rebooted = true
 		case <-ctx.Done():
 			e.RollbackErr = ctx.Err()
@@ -188,6 +191,21 @@ func (c *Client) wifiCheck(parent context.Context, w *wifiWatch, status func(str
 		}
 		return c.watchWiFi(parent, ctx, w, lines, start)
 	}
+}
+
+// checkRestarted makes sure the device restarted since sent: a Reboot
+// whose reply was lost and after which no boot line was seen (the log
+// may go to another UART) succeeds without knowing. An uptime longer
+// than the time since then means it did not.
+func (c *Client) checkRestarted(ctx context.Context, sent time.Time) error {
+	info, err := c.GetInfo(ctx)
+	if err != nil {
+		return err
+	}
+	if up := time.Duration(info.Uptime) * time.Second; up > time.Since(sent)+time.Second {
+		return fmt.Errorf("the device did not restart (up %v)", up)
+	}
+	return nil
 }
 
 // staChange reports whether a change touches the Wi-Fi station and

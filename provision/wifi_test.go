@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,5 +132,27 @@ func TestConfigSetRejectedValue(t *testing.T) {
 	}
 	if f.boots != 0 || f.try != nil || slices.Contains(f.methods(), "Config.Save") {
 		t.Fatalf("boots %d, trial %v, methods %v", f.boots, f.try, f.methods())
+	}
+}
+
+// A device that does not answer the reboot of a rollback: the error says
+// the previous settings come back at its next reboot.
+func TestJoinWiFiRollbackFails(t *testing.T) {
+	f := newFakeFirmware(t)
+	c := connectFake(t, f.fakeDevice, fastOpts())
+	f.fakeDevice.mu.Lock()
+	f.ignore["Sys.Reboot"] = 1
+	f.fakeDevice.mu.Unlock()
+	_, err := c.JoinWiFi(t.Context(), "HomeNet", "battery staple", WiFiOptions{Timeout: 5 * time.Second})
+	var ce *ChangeFailedError
+	if !errors.As(err, &ce) || ce.Restored || ce.RollbackErr == nil || !errors.Is(err, ErrWiFiWrongPassword) ||
+		!strings.Contains(err.Error(), "; restoring the previous settings failed (the device did not restart (up ") ||
+		!strings.HasSuffix(err.Error(), "the device goes back to them at its next reboot") {
+		t.Fatalf("err %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.try != nil || f.saved["wifi"].(map[string]any)["sta"].(map[string]any)["ssid"] != "" {
+		t.Fatalf("the trial was saved: %v", f.saved)
 	}
 }
