@@ -66,6 +66,10 @@ func (c *Client) tryChange(ctx context.Context, diff, prev map[string]any, previ
 	restarted := false
 	if err == nil && check != nil {
 		restarted, err = check(tctx, lines)
+	} else if err != nil {
+		// the lines so far are the trial boot's; a restart that reverts
+		// comes after them
+		drainLines(lines)
 	}
 	if err == nil {
 		if err := c.Call(tctx, "Config.Save", map[string]any{}, nil); err != nil {
@@ -78,6 +82,16 @@ func (c *Client) tryChange(ctx context.Context, diff, prev map[string]any, previ
 		return &ChangeFailedError{Err: err, RollbackErr: ctx.Err()}
 	}
 	return c.rollBack(ctx, lines, restarted, prev, previous, err)
+}
+
+func drainLines(lines <-chan string) {
+	for {
+		select {
+		case <-lines:
+		default:
+			return
+		}
+	}
 }
 
 // rollBack brings the device back to its previous settings after cause
