@@ -26,6 +26,7 @@ import (
 	"github.com/mos-tool/mos/flasher"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 const (
@@ -98,7 +99,7 @@ func newDevice(ctx context.Context, fast bool) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := sim.New(sim.Config{Chip: chip, FlashSize: flashSize, Fast: fast})
+	dev, err := sim.New(sim.Config{Chip: chip, FlashSize: flashSize, Fast: fast, Firmware: demofw.New()})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/provision"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // Section 4: a file uploaded over RPC (FS.Put frames through the demo
@@ -56,7 +57,7 @@ func measureUploads(ctx context.Context) ([]uploadRow, error) {
 func measureUpload(ctx context.Context, baud, size int) (uploadRow, error) {
 	row := uploadRow{baud: baud, size: size}
 	chip, _ := chips.ByKey(chipKey)
-	dev, err := sim.New(sim.Config{Chip: chip, FlashSize: 4 << 20})
+	dev, err := sim.New(sim.Config{Chip: chip, FlashSize: 4 << 20, Firmware: demofw.New()})
 	if err != nil {
 		return row, err
 	}

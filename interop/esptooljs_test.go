@@ -21,6 +21,7 @@ import (
 	"github.com/mos-tool/mos/flasher"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // judgeDir holds the npm project (package.json, judge.mjs).
@@ -115,7 +116,7 @@ func runJudge(t *testing.T, node string, tc judgeCase, seed uint64) {
 		t.Fatal(err)
 	}
 	const flashSize = 4 << 20
-	dev, err := sim.New(sim.Config{Chip: chip, Board: sim.BoardDevKit, FlashSize: flashSize, MAC: tc.mac})
+	dev, err := sim.New(sim.Config{Chip: chip, Board: sim.BoardDevKit, FlashSize: flashSize, MAC: tc.mac, Firmware: demofw.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

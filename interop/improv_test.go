@@ -21,6 +21,7 @@ import (
 
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // improvSDKVersion is the pinned improv-wifi-serial-sdk.
@@ -79,7 +80,7 @@ func TestImprovSDK(t *testing.T) {
 	}
 	mac := [6]byte{0x24, 0x0A, 0xC4, 0x5A, 0x6B, 0x7C}
 	// real timing: Wi-Fi association, DHCP and the scan take their time
-	dev, err := sim.New(sim.Config{Chip: chip, Board: sim.BoardDevKit, MAC: mac})
+	dev, err := sim.New(sim.Config{Chip: chip, Board: sim.BoardDevKit, MAC: mac, Firmware: demofw.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // DefaultBaud is the rate a port starts at: the ROM loaders' and most
@@ -23,7 +24,7 @@ func Open(ctx context.Context, addr string, baud int) (Port, error) {
 	}
 	switch {
 	case strings.HasPrefix(addr, "sim://"):
-		hp, err := sim.Open(addr)
+		hp, err := sim.Open(addr, demofw.New) // the demo runs the demo images
 		if err != nil {
 			kind := KindBadAddress
 			if errors.Is(err, sim.ErrBusy) {

@@ -57,7 +57,18 @@ type SetOptions struct {
 	Reboot bool // restart the device (and wait for it) to apply it
 	// All sends every given key, not only those whose value changes.
 	All bool
+	// Timeout bounds a tried change (Save and Reboot): sending it, the
+	// reboot and its check. 0: 30 s when the check is joining Wi-Fi,
+	// else the caller's context alone.
+	Timeout time.Duration
+
+	// check replaces the trial's check (JoinWiFi's, with its progress).
+	check trialCheck
 }
+
+// wifiJoinTimeout is how long joining Wi-Fi may take by default: a reboot
+// plus the firmware's own 15 s connect timeout, with room to spare.
+const wifiJoinTimeout = 30 * time.Second
 
 // SetResult is what ConfigSet did.
 type SetResult struct {
@@ -73,8 +84,16 @@ type SetResult struct {
 // value to its key's type (a string such as "true" or "42" is parsed;
 // other Go values must already fit), and sends only what changes, as one
 // nested Config.Set. An unknown key or a value of the wrong type fails
-// before anything is sent. With nothing to change nothing is sent, not
-// even a reboot.
+// before anything is sent; a value the firmware rejects is a
+// *ConfigRejectedError, and the device's settings are unchanged. With
+// nothing to change nothing is sent, not even a reboot.
+//
+// A change that is saved and rebooted is tried first (see trial.go): the
+// device reboots with it while its previous settings stay saved; once it
+// answers again (and, when the change touches an enabled Wi-Fi station,
+// once the station has an IP address) the change is confirmed. A change
+// that fails its check is rolled back: the error is a *ChangeFailedError
+// that says whether the previous settings are back.
 func (c *Client) ConfigSet(ctx context.Context, values map[string]any, o SetOptions) (*SetResult, error) {
 	if len(values) == 0 {
 		return nil, &ArgError{errors.New("no configuration values to set")}
@@ -103,13 +122,34 @@ func (c *Client) ConfigSet(ctx context.Context, values map[string]any, o SetOpti
 	if len(diff) == 0 {
 		return res, nil
 	}
+	if o.Save && o.Reboot {
+		prev := map[string]any{}
+		for k := range res.Changed {
+			prev[k], _ = lookup(tree, k)
+		}
+		check, timeout, previous := o.check, o.Timeout, ""
+		if ssid, ok := staChange(tree, res.Changed); ok {
+			previous = stationSettings(tree)
+			if check == nil {
+				check = c.wifiCheck(ctx, &wifiWatch{ssid: ssid}, nil, time.Now())
+			}
+			if timeout <= 0 {
+				timeout = wifiJoinTimeout
+			}
+		}
+		if err := c.tryChange(ctx, diff, prev, previous, check, timeout); err != nil {
+			return nil, err
+		}
+		res.Saved, res.Rebooted = true, true
+		return res, nil
+	}
 	booted := c.boot.C()
 	var setReply struct {
 		Saved bool `json:"saved"`
 	}
 	params := map[string]any{"config": diff, "save": o.Save, "reboot": o.Reboot}
 	if err := c.Call(ctx, "Config.Set", params, &setReply); err != nil {
-		return nil, err
+		return nil, rejected(err)
 	}
 	res.Saved = setReply.Saved
 	if o.Save && !setReply.Saved {

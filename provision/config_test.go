@@ -26,18 +26,23 @@ func TestConfigSetSendsNestedDiffAndReboots(t *testing.T) {
 	}
 	req := f.lastRequest("Config.Set")
 	var p struct {
-		Config map[string]any `json:"config"`
-		Save   bool           `json:"save"`
-		Reboot bool           `json:"reboot"`
+		Config  map[string]any `json:"config"`
+		Save    bool           `json:"save"`
+		TryOnce bool           `json:"try_once"`
+		Reboot  bool           `json:"reboot"`
 	}
 	json.Unmarshal(req.Params, &p)
 	js, _ := json.Marshal(p.Config)
 	want := `{"debug":{"level":3},"mqtt":{"enable":true,"reconnect_timeout_min":2.5,"server":"broker:8883"}}`
-	if string(js) != want || !p.Save || !p.Reboot {
-		t.Fatalf("sent %s save %v reboot %v\nwant %s", js, p.Save, p.Reboot, want)
+	if string(js) != want || !p.Save || !p.TryOnce || !p.Reboot {
+		t.Fatalf("sent %s save %v try_once %v reboot %v\nwant %s", js, p.Save, p.TryOnce, p.Reboot, want)
 	}
-	if m := f.methods(); !slices.Equal(m[len(m)-2:], []string{"Config.Get", "Config.Set"}) {
+	// tried, and confirmed once the device answered after the reboot
+	if m := f.methods(); !slices.Equal(m[len(m)-3:], []string{"Config.Get", "Config.Set", "Config.Save"}) {
 		t.Fatalf("methods %v", m)
+	}
+	if v, _ := lookup(f.saved, "mqtt.server"); v != "broker:8883" || f.try != nil {
+		t.Fatalf("saved config: mqtt.server %v, trial left %v", v, f.try)
 	}
 	if f.boots != 1 {
 		t.Fatalf("boots %d", f.boots)

@@ -36,6 +36,16 @@
 // Options.Attempts times, but only for methods that are safe to run twice
 // (see Retried). Others fail, naming the method.
 //
+// # Trying changes
+//
+// A configuration change that is saved and applied by a reboot (ConfigSet
+// with Save and Reboot, JoinWiFi) is sent with try_once: the device boots
+// once with it while its saved settings stay as they were. It is
+// confirmed (Config.Save) once the device answers again and, for Wi-Fi
+// station settings, once the station has an IP address; otherwise the
+// device is brought back to its previous settings (see trial.go) and the
+// error, a *ChangeFailedError, says so.
+//
 // The package prints nothing and reads no flags: callers pass Options and
 // callbacks, and errors carry ExitCode and Hint methods that the CLI maps.
 package provision

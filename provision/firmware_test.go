@@ -13,15 +13,22 @@ import (
 )
 
 // fakeFirmware is just enough Mongoose OS for the helpers: a config tree,
-// a small file system and a Wi-Fi station, behind a fakeDevice.
+// a small file system and a Wi-Fi station, behind a fakeDevice. Like
+// Mongoose OS (and unlike the demo firmware), it never settles a trial
+// itself: settings saved with try_once last one boot.
 type fakeFirmware struct {
 	*fakeDevice
 	mu       sync.Mutex
-	tree     map[string]any
+	tree     map[string]any    // in RAM
+	saved    map[string]any    // conf9.json
+	try      map[string]any    // conf9.json.try, nil if none
+	noTry    bool              // an older firmware: try_once is ignored
+	reject   map[string]string // key -> message: the firmware's validators
 	files    map[string][]byte
 	fsSize   int
 	networks map[string]string // ssid -> password
 	boots    int
+	bootedAt time.Time
 	// stationMute: the Wi-Fi station stays "connecting" and logs nothing.
 	stationMute bool
 }
@@ -37,6 +44,8 @@ func newFakeFirmware(t *testing.T) *fakeFirmware {
 	if err := dec.Decode(&f.tree); err != nil {
 		t.Fatal(err)
 	}
+	f.saved = cloneTree(f.tree)
+	f.bootedAt = time.Now()
 	f.fakeDevice = newFakeDevice(t, f.serve)
 	return f
 }
@@ -73,6 +82,7 @@ func (f *fakeFirmware) serve(r *fakeRequest) (any, *rpcErr) {
 			status, ip = "got ip", "192.168.1.23"
 		}
 		return map[string]any{"app": "demo", "fw_version": "1.0", "arch": "esp32", "mac": "240AC4A1B2C3",
+			"uptime":  int(time.Since(f.bootedAt) / time.Second),
 			"fs_size": f.fsSize, "fs_free": f.fsSize - f.fsUsed(),
 			"wifi": map[string]any{"sta_ip": ip, "ap_ip": "", "status": status, "ssid": f.get("wifi.sta.ssid")}}, nil
 	case "Sys.Reboot":
@@ -92,11 +102,25 @@ func (f *fakeFirmware) serve(r *fakeRequest) (any, *rpcErr) {
 		return f.tree, nil
 	case "Config.Set":
 		cfg, _ := p["config"].(map[string]any)
+		for k, msg := range f.reject {
+			if _, err := lookup(cfg, k); err == nil {
+				return nil, &rpcErr{Code: 400, Message: "invalid config value: " + msg}
+			}
+		}
 		merge(f.tree, cfg)
+		if p["save"] == true {
+			f.save(p["try_once"] == true)
+		}
 		if p["reboot"] == true {
 			f.rebootLater(50 * time.Millisecond)
 		}
 		return map[string]bool{"saved": p["save"] == true}, nil
+	case "Config.Save":
+		f.save(p["try_once"] == true)
+		if p["reboot"] == true {
+			f.rebootLater(50 * time.Millisecond)
+		}
+		return map[string]bool{"saved": true}, nil
 	case "FS.List":
 		return slices.Sorted(maps.Keys(f.files)), nil
 	case "FS.ListExt":
@@ -154,6 +178,25 @@ func (f *fakeFirmware) serve(r *fakeRequest) (any, *rpcErr) {
 
 func (f *fakeFirmware) get(key string) any { v, _ := lookup(f.tree, key); return v }
 
+func (f *fakeFirmware) save(tryOnce bool) {
+	if tryOnce && !f.noTry {
+		f.try = cloneTree(f.tree)
+	} else {
+		f.saved = cloneTree(f.tree)
+	}
+}
+
+func cloneTree(t map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range t {
+		if m, ok := v.(map[string]any); ok {
+			v = cloneTree(m)
+		}
+		out[k] = v
+	}
+	return out
+}
+
 func (f *fakeFirmware) subtree(key string) any {
 	var node any = f.tree
 	for _, p := range strings.Split(key, ".") {
@@ -174,6 +217,13 @@ func (f *fakeFirmware) rebootLater(after time.Duration) {
 		time.Sleep(after)
 		f.mu.Lock()
 		f.boots++
+		f.bootedAt = time.Now()
+		// the boot loads conf9.json.try once (and deletes it), else conf9.json
+		if f.try != nil {
+			f.tree, f.try = f.try, nil
+		} else {
+			f.tree = cloneTree(f.saved)
+		}
 		f.mu.Unlock()
 		f.fakeDevice.mu.Lock()
 		f.sawCRC, f.sawQuotes = false, false

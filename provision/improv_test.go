@@ -13,6 +13,7 @@ import (
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/provision"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // The Improv client against the virtual device running the Improv build
@@ -24,7 +25,7 @@ import (
 func bootImprovDevice(t *testing.T, bundle, opts string) (port.Port, *sim.Device) {
 	t.Helper()
 	url := fmt.Sprintf("sim://esp32?fast=1&id=improv-%s-%d%s", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano(), opts)
-	hp, err := sim.Open(url)
+	hp, err := sim.Open(url, demofw.New)
 	if err != nil {
 		t.Fatal(err)
 	}

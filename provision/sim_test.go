@@ -16,6 +16,7 @@ import (
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/provision"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // These tests run the client against the virtual device booted with the
@@ -31,7 +32,7 @@ var devices atomic.Int64
 func bootDemo(t *testing.T, opts string) (string, *sim.Device) {
 	t.Helper()
 	url := fmt.Sprintf("sim://esp32?id=provision-%s-%d%s", strings.ReplaceAll(t.Name(), "/", "_"), devices.Add(1), opts)
-	hp, err := sim.Open(url)
+	hp, err := sim.Open(url, demofw.New)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,17 +69,17 @@ func CheckWiFi(ssid, pass string) error {
 }
 
 // JoinWiFi does what `mos wifi` does: Config.Set of wifi.sta.enable true,
-// ssid, pass and wifi.ap.enable false, saved, with a reboot. Then it
-// watches the log and polls Sys.GetInfo until the station has an IP
-// address (success) or the driver reports why it cannot connect: reason
-// 202 (and 15, 204) is a wrong password, 201 a network not found. Lines
-// logged before the reboot belong to the old settings and are ignored.
+// ssid, pass and wifi.ap.enable false, saved on trial, with a reboot.
+// Then it watches the log and polls Sys.GetInfo until the station has an
+// IP address (success: the settings are confirmed) or the driver reports
+// why it cannot connect: reason 202 (and 15, 204) is a wrong password, 201
+// a network not found. A failure rolls the device back to its previous
+// settings; the error is then a *ChangeFailedError around the *WiFiError.
+// o.Timeout bounds the change, reboot and join (default 30 s); the
+// rollback has its own time.
 func (c *Client) JoinWiFi(ctx context.Context, ssid, pass string, o WiFiOptions) (*WiFiResult, error) {
 	if err := CheckWiFi(ssid, pass); err != nil {
 		return nil, err
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
 	}
 	status := func(msg string) {
 		if o.Status != nil {
@@ -87,27 +87,28 @@ func (c *Client) JoinWiFi(ctx context.Context, ssid, pass string, o WiFiOptions)
 		}
 	}
 	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
 	w := &wifiWatch{ssid: ssid}
-	lines, stop := c.subscribeLog()
-	defer stop()
-
-	status("setting the Wi-Fi credentials and rebooting")
-	_, err := c.ConfigSet(wctx, map[string]any{
+	status("setting the Wi-Fi credentials (on trial until the device is online) and rebooting")
+	_, err := c.ConfigSet(ctx, map[string]any{
 		"wifi.sta.enable": true,
 		"wifi.sta.ssid":   ssid,
 		"wifi.sta.pass":   pass,
 		"wifi.ap.enable":  false,
-	}, SetOptions{Save: true, Reboot: true, All: true})
+	}, SetOptions{Save: true, Reboot: true, All: true, Timeout: o.Timeout, check: c.wifiCheck(ctx, w, status, start)})
 	if err != nil {
-		return nil, w.timeoutOr(ctx, wctx, err, start)
+		return nil, err
 	}
+	return &WiFiResult{SSID: ssid, IP: w.ip, Elapsed: time.Since(start)}, nil
+}
+
+// watchWiFi watches the log and polls Sys.GetInfo until the station has
+// an IP address or the driver says why it cannot connect. Lines logged
+// before the reboot belong to the old settings and are ignored.
+func (c *Client) watchWiFi(parent, ctx context.Context, w *wifiWatch, lines <-chan string, start time.Time) (bool, error) {
 	// Whatever the log said since the reboot is news; with no boot line
 	// seen at all (the log goes elsewhere), everything from now on is.
 	w.drain(lines)
 	w.booted = true
-	status(fmt.Sprintf("waiting for the device to join %q", ssid))
 	tick := time.NewTicker(wifiPoll)
 	defer tick.Stop()
 	for w.err == nil && w.ip == "" {
@@ -115,19 +116,21 @@ func (c *Client) JoinWiFi(ctx context.Context, ssid, pass string, o WiFiOptions)
 		case line := <-lines:
 			w.see(line)
 		case <-tick.C:
-			info, err := c.GetInfo(wctx)
+			info, err := c.GetInfo(ctx)
 			if err != nil {
-				return nil, w.timeoutOr(ctx, wctx, err, start)
+				// the log may have said why meanwhile (a firmware that
+				// reverts restarts right after the failure)
+				if w.drain(lines); w.err != nil {
+					return w.restarted, w.err
+				}
+				return false, w.timeoutOr(parent, ctx, err, start)
 			}
 			w.seeInfo(info)
-		case <-wctx.Done():
-			return nil, w.timeoutOr(ctx, wctx, wctx.Err(), start)
+		case <-ctx.Done():
+			return false, w.timeoutOr(parent, ctx, ctx.Err(), start)
 		}
 	}
-	if w.err != nil {
-		return nil, w.err
-	}
-	return &WiFiResult{SSID: ssid, IP: w.ip, Elapsed: time.Since(start)}, nil
+	return w.restarted, w.err
 }
 
 // wifiWatch reads the log and status for the outcome of a join.
@@ -138,6 +141,8 @@ type wifiWatch struct {
 	reason int    // last disconnect reason seen
 	status string // last status from Sys.GetInfo
 	err    error
+	// restarted: the device restarted after the outcome was seen
+	restarted bool
 }
 
 func (w *wifiWatch) drain(lines <-chan string) {
@@ -152,12 +157,17 @@ func (w *wifiWatch) drain(lines <-chan string) {
 }
 
 func (w *wifiWatch) see(line string) {
+	if w.err != nil || w.ip != "" {
+		// decided; a restart after a failure is the firmware reverting
+		w.restarted = w.restarted || isBootLine(line)
+		return
+	}
 	if isBootLine(line) {
 		w.booted = true
 		w.reason, w.ip, w.err = 0, "", nil
 		return
 	}
-	if !w.booted || w.err != nil || w.ip != "" {
+	if !w.booted {
 		return
 	}
 	if m := reasonRE.FindStringSubmatch(line); m != nil {

@@ -17,6 +17,7 @@ import (
 func (c *cpu) boot(download bool, cause resetCause) {
 	d := c.dev
 	for c.ctx.Err() == nil {
+		c.cause = cause
 		d.uartBaud.Store(int64(d.chip.BootBaud))
 		d.autobaud.Store(false)
 		if err := c.banner(cause, download); err != nil {

@@ -76,6 +76,10 @@ type Config struct {
 	// WiFi is the radio environment the demo firmware's station and
 	// Wifi.Scan see. nil means DefaultWiFi(); an empty slice, no networks.
 	WiFi []AccessPoint
+	// Firmware runs the application images the device boots (see
+	// Firmware); nil: a valid application boots and then runs silently.
+	// One value per device: it keeps that device's firmware state.
+	Firmware Firmware
 }
 
 func (c *Config) setDefaults() error {
@@ -262,10 +266,15 @@ var (
 // Open connects to the virtual device a sim:// address names, creating it
 // unless the address names a shared device (id=) that exists already.
 // Closing the returned port also stops a device that is not shared.
-func Open(raw string) (*HostPort, error) {
+// newFirmware, when not nil, makes the firmware of a device that Open
+// builds (Config.Firmware).
+func Open(raw string, newFirmware func() Firmware) (*HostPort, error) {
 	cfg, id, err := ParseURL(raw)
 	if err != nil {
 		return nil, err
+	}
+	if newFirmware != nil {
+		cfg.Firmware = newFirmware()
 	}
 	if id == "" {
 		d, err := New(cfg)

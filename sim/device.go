@@ -44,7 +44,6 @@ type Device struct {
 	runDone   chan struct{}
 	host      *HostPort
 	closed    bool
-	resetKind resetCause
 
 	regs *registers
 
@@ -255,7 +254,6 @@ func (d *Device) startLocked(cause resetCause, forceDownload bool, delay time.Du
 		d.runCancel = cancel
 		done := make(chan struct{})
 		d.runDone = done
-		d.resetKind = cause
 		go func() {
 			defer close(done)
 			if prev != nil {
@@ -287,6 +285,8 @@ type cpu struct {
 	rx  []byte // received, not yet consumed
 
 	fault string // what the CPU prints when it faults after a jump (crash)
+	// cause is why the chip last left reset, as the application reads it
+	cause resetCause
 }
 
 // sleep models time the chip spends working; skipped in fast mode.

@@ -1,273 +1,211 @@
 package sim
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"strings"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/fwimage"
 )
 
-// The demo firmware: what the project's mos-demo images (firmware-images/)
-// do when the virtual device boots them. It behaves as a Mongoose OS 2.20
-// firmware with the rpc-uart, rpc-service-config, -fs and wifi libraries:
-// the boot log, RPC over UART0, the system configuration, a file system in
-// flash and a Wi-Fi station in the environment of sim.Config.WiFi.
+// The hand-over from the boot model to application firmware. The device
+// checks an image as the ROM and the second-stage bootloader do; what a
+// valid application then does is not the chip's business but the
+// firmware's, which lives in its own package (the project's demo firmware
+// is sim/demofw) and is attached to a device when it is built
+// (Config.Firmware). One Firmware value belongs to one device for its
+// whole life, so whatever it keeps across reboots is that device's.
 
-func init() { firmwares = append(firmwares, recogniseDemo) }
+// Firmware is the behaviour of the application images a device can run.
+type Firmware interface {
+	// Recognises reports whether img is an application this firmware
+	// knows how to run.
+	Recognises(img *fwimage.Image) bool
+	// Run runs the application until the chip is reset (m.Context ends)
+	// or the application restarts the chip (it returns ErrRestart).
+	Run(m *Machine, app App) error
+}
 
-// The Mongoose OS the demo claims to be built with.
+// App is the application image the boot chain loaded.
+type App struct {
+	Image  *fwimage.Image
+	Offset uint32 // where in flash it was loaded from
+}
+
+// ErrRestart is what Firmware.Run returns for a software reset
+// (esp_restart): the chip boots again through its ROM, which reports a
+// software reset.
+var ErrRestart = errors.New("sim: software restart")
+
+// ResetReason is why the chip last left reset, as the application reads it
+// from the chip (esp_reset_reason, the ESP8266 SDK's rst_info).
+type ResetReason int
+
 const (
-	mgosVersion = "2.20.0"
-	mgosBuildID = "20220601-120000/2.20.0-g0a1b2c3"
+	ResetPowerOn  ResetReason = iota // power applied
+	ResetExternal                    // EN pin (button or auto-reset circuit)
+	ResetSoftware                    // the application restarted the chip
+	ResetWatchdog                    // the RTC watchdog fired (e.g. in a boot loop)
 )
 
-// fastScale shortens the asynchronous waits (Wi-Fi, scan, reboot delay) in
-// fast mode. They stay real waits so that their order is kept: a test sees
-// "connecting" before "ready".
-const fastScale = 50
-
-// demoApp is what the image says about itself.
-type demoApp struct {
-	name, version string
-	buildID       string // "20250101-000000/1.0.0-demo", as the bundle's build_id
-	// improv marks the "mos-demo-improv" build, which also speaks the
-	// Improv serial protocol (see improvReceive).
-	improv bool
+// runFirmware is the hand-over point: the boot chain has checked and
+// loaded img, and the device's firmware runs it if it recognises it.
+// An application nobody recognises runs silently until the next reset.
+func (c *cpu) runFirmware(img *fwimage.Image, offset uint32) error {
+	fw := c.dev.cfg.Firmware
+	if fw == nil || !fw.Recognises(img) {
+		<-c.ctx.Done()
+		return c.ctx.Err()
+	}
+	err := fw.Run(&Machine{c: c}, App{Image: img, Offset: offset})
+	if errors.Is(err, ErrRestart) {
+		return exitLoader{exitReboot}
+	}
+	return err
 }
 
-// esp8266DemoStamp is the build time of ESP8266 demo images, which carry
-// no app descriptor to read it from.
-const esp8266DemoStamp = "20250101-000000"
-
-func recogniseDemo(img *fwimage.Image) firmware {
-	app, ok := demoAppOf(img)
-	if !ok {
-		return nil
-	}
-	return func(c *cpu, _ *fwimage.Image) error { return runDemo(c, app) }
+// Machine is the chip as the application sees it for one run, from the
+// hand-over to the next reset: its context, identity, flash, UART0 and
+// radio surroundings.
+type Machine struct {
+	c *cpu
 }
 
-// demoAppOf recognises a demo image: on the ESP32 family by the app
-// descriptor's project name, on the ESP8266 (no descriptor) by the text
-// "mos-demo 1.0.0\0" that starts the first segment.
-func demoAppOf(img *fwimage.Image) (demoApp, bool) {
-	var app demoApp
-	stamp := esp8266DemoStamp
-	switch {
-	case img.AppDesc != nil:
-		app.name, app.version = img.AppDesc.ProjectName, img.AppDesc.Version
-		if t, err := time.Parse("Jan _2 2006 15:04:05", img.AppDesc.Date+" "+img.AppDesc.Time); err == nil {
-			stamp = t.Format("20060102-150405")
-		}
-	case img.IsESP8266() && len(img.Segments) > 0:
-		text, _, _ := bytes.Cut(img.Segments[0].Data, []byte{0})
-		app.name, app.version, _ = strings.Cut(string(text), " ")
+// Context ends when the chip is reset.
+func (m *Machine) Context() context.Context { return m.c.ctx }
+
+// Chip is the chip the application runs on.
+func (m *Machine) Chip() *chips.Chip { return m.c.dev.chip }
+
+// MAC is the factory MAC address from the eFuses.
+func (m *Machine) MAC() [6]byte { return m.c.dev.cfg.MAC }
+
+// Flash is the SPI flash the application reads and writes.
+func (m *Machine) Flash() *Flash { return m.c.dev.flash }
+
+// WiFi is the radio environment: the networks in range.
+func (m *Machine) WiFi() []AccessPoint { return slices.Clone(m.c.dev.cfg.WiFi) }
+
+// Fast reports the device's fast mode (Config.Fast): no modelled time.
+func (m *Machine) Fast() bool { return m.c.dev.cfg.Fast }
+
+// ResetReason says why the chip last left reset.
+func (m *Machine) ResetReason() ResetReason {
+	switch m.c.cause {
+	case resetPowerOn:
+		return ResetPowerOn
+	case resetSoftware:
+		return ResetSoftware
+	case resetWatchdog:
+		return ResetWatchdog
 	}
-	if app.name != "mos-demo" && !strings.HasPrefix(app.name, "mos-demo-") || app.version == "" {
-		return demoApp{}, false
-	}
-	app.improv = app.name == "mos-demo-improv"
-	app.buildID = stamp + "/" + app.version + "-" + strings.TrimPrefix(app.name, "mos-")
-	return app, true
+	return ResetExternal
 }
 
-// improvReceive is the hook for the Improv serial protocol: when set, an
-// Improv build ("mos-demo-improv") hands it every chunk the UART delivers,
-// before RPC framing. It reports whether the bytes belong to an Improv
-// packet; RPC framing does not see those (fw_improv.go sets it).
-var improvReceive func(fw *demoFirmware, p []byte) bool
+// Sleep is the CPU busy for d; skipped in fast mode. An error means the
+// chip was reset meanwhile.
+func (m *Machine) Sleep(d time.Duration) error { return m.c.sleep(d) }
 
-// demoFirmware is one run of the demo, from boot to the next reset.
-type demoFirmware struct {
-	c     *cpu
-	ctx   context.Context // ends at reset, or when the firmware restarts itself
-	app   demoApp
-	chip  *chips.Chip
-	mac   [6]byte
-	state *fwState
-	start time.Time
-	ram   ramInfo
-	env   []AccessPoint
+// UARTBaud is UART0's rate now.
+func (m *Machine) UARTBaud() int { return int(m.c.dev.uartBaud.Load()) }
 
-	cfg  *sysConfig
-	fs   *fileStore // nil: no file system partition
-	con  *console
-	rx   *uartRX // nil until the RPC channel is up
-	link rpcLink
-	wifi wifiSTA
-	// improv: the Improv receiver of an Improv build (fw_improv.go)
-	improv *improvDevice
+// SetUARTBaud sets UART0's rate, as the application's driver does.
+func (m *Machine) SetUARTBaud(baud int) { m.c.dev.uartBaud.Store(int64(baud)) }
 
-	// rebootAt is when a requested restart happens (zero: none); only the
-	// RPC loop touches it.
-	rebootAt time.Time
-	wg       sync.WaitGroup // background work: Wi-Fi, scans, the RX interrupt
+// DiscardRX empties the receive side of UART0 (a driver's FIFO reset).
+func (m *Machine) DiscardRX() { m.c.dev.toDev.discard() }
+
+// Recv waits for bytes from the host until deadline (zero: forever) or
+// until ctx ends. It returns ErrReadTimeout when the deadline passes.
+// Bytes arrive at the line's rate, in pieces of up to RXPiece bytes.
+func (m *Machine) Recv(ctx context.Context, p []byte, deadline time.Time) (int, error) {
+	d := m.c.dev
+	n, err := d.toDev.recv(ctx, p, func() int { return int(d.uartBaud.Load()) }, deadline)
+	if errors.Is(err, errTimeout) {
+		return n, ErrReadTimeout
+	}
+	return n, err
 }
 
-func runDemo(c *cpu, app demoApp) error {
-	ctx, cancel := context.WithCancel(c.ctx)
-	fw := &demoFirmware{
-		c: c, ctx: ctx, app: app, chip: c.dev.chip, mac: c.dev.cfg.MAC,
-		state: fwStateOf(c.dev), start: time.Now(), ram: ramOf(c.dev.chip), env: c.dev.cfg.WiFi,
-	}
-	defer fw.wg.Wait() // nothing of this run may print into the next boot
-	defer cancel()
-	return fw.run()
-}
+// RXPiece is how many bytes the virtual line hands over at once at the
+// current rate: a receiver that watches its fill level sees a byte up to
+// this many bytes late.
+func (m *Machine) RXPiece() int { return pieceBytes(m.UARTBaud()) }
 
-func (fw *demoFirmware) run() error {
-	d := fw.c.dev
-	fw.state.mu.Lock()
-	softReset := fw.state.softReset == fw.c
-	fw.state.softReset = nil
-	fw.state.mu.Unlock()
+// Send transmits p at UART0's current rate; it returns early with the
+// context's error when the chip is reset.
+func (m *Machine) Send(p []byte) error { return m.c.send(p) }
 
-	// The app sets up UART0 at 115200 (the ESP8266's ROM ran at 74880)
-	// and starts with an empty receive FIFO.
-	d.uartBaud.Store(115200)
-	d.toDev.discard()
-	fw.con = newConsole(fw.c, fw.ctx)
-	fw.cfg = newSysConfig(fw.chip.Key, fw.mac)
-	fw.improvSetup()
-	if err := fw.pause(0); err != nil {
-		return err
-	}
-	fw.logBanner(softReset)
-	if err := fw.mountFS(); err != nil {
-		return err
-	}
-	fw.loadConfig()
-	fw.logf(logInfo, "mgos_sys_config.c:470", "MAC: %s", macString(fw.mac))
-	if mode := fw.wifiMode(); mode != "" {
-		fw.logf(logInfo, "mgos_wifi.c:360", "WiFi mode: %s", mode)
-	}
-	fw.startWiFi()
-	flow := fw.cfg.Int("rpc.uart.fc_type") == 2
-	fw.rx = newUARTRX(fw.c, fw.ctx, fw.state, flow, fw.con)
-	fw.logf(logInfo, "mgos_rpc_channel_uart.c:320", "%s UART0", fw.channelAddr())
-	if baud := fw.cfg.Int("rpc.uart.baud_rate"); baud > 0 && fw.cfg.Int("rpc.uart.uart_no") == 0 {
-		d.uartBaud.Store(int64(baud))
-	}
-	if err := fw.c.sleep(100 * time.Millisecond); err != nil { // the rest of init
-		return err
-	}
-	fw.logf(logInfo, "mgos_init.c:33", "Init done, RAM: %d total, %d free, %d min free", fw.ram.total, fw.ram.free, fw.ram.minFree)
-	if !d.cfg.Fast {
-		fw.goAsync(fw.rx.isr)
-	}
-	return fw.serve()
-}
-
-func (fw *demoFirmware) deviceID() string { return fw.cfg.String("device.id") }
-
-// serve is the firmware's main loop: bytes from the UART into RPC frames,
-// until a reset or a requested restart.
-func (fw *demoFirmware) serve() error {
-	var framer rpcFramer
-	// a frame may change rpc.max_frame_size: read it again after each one
-	limit := fw.cfg.Int("rpc.max_frame_size") + 6
-	for {
-		b, err := fw.rx.next(fw.rebootAt)
-		if errors.Is(err, errTimeout) && !fw.rebootAt.IsZero() && !time.Now().Before(fw.rebootAt) {
-			return fw.restart()
-		}
-		if err != nil && !errors.Is(err, errTimeout) {
-			return err
-		}
-		if err != nil {
-			continue
-		}
-		if fw.app.improv && improvReceive != nil && improvReceive(fw, []byte{b}) {
-			continue // part of an Improv packet
-		}
-		frame, quoted, done, tooBig := framer.push(b, limit)
-		if tooBig {
-			fw.logf(logError, "mgos_rpc_channel_uart.c:163", "Incoming frame is too big, dropping.")
-		}
-		if done {
-			if err := fw.onFrame(frame, quoted); err != nil {
-				return err
-			}
-			limit = fw.cfg.Int("rpc.max_frame_size") + 6
-		}
+// SendAhead transmits one byte ahead of the output queued for the wire,
+// as the UART hardware does with software flow control (XON/XOFF).
+func (m *Machine) SendAhead(b byte) {
+	if m.c.ctx.Err() == nil {
+		m.c.dev.toHost.sendAhead(b, m.UARTBaud())
 	}
 }
 
-// scheduleReboot asks for a restart after d (mgos_system_restart_after).
-func (fw *demoFirmware) scheduleReboot(d time.Duration) {
-	fw.rebootAt = time.Now().Add(fw.async(d))
+// UARTStats counts what the firmware's UART receiver did since the device
+// was created (they survive resets, so a test can read them afterwards).
+type UARTStats struct {
+	Received uint64 // bytes that entered the RX FIFO
+	Lost     uint64 // bytes that arrived while the FIFO was full
+	MaxFill  int    // the most bytes the FIFO held at once
+	XOFFSent uint64 // flow control: times the firmware asked the host to stop
+	XONSent  uint64 // ... and to go on
 }
 
-// restart is the software reset: the firmware's run ends and the chip
-// boots again through its ROM, which reports a software reset.
-func (fw *demoFirmware) restart() error {
-	fw.state.mu.Lock()
-	fw.state.softReset = fw.c
-	fw.state.mu.Unlock()
-	return exitLoader{exitReboot}
+// UARTStatser is a Firmware that counts its UART receiver's work.
+type UARTStatser interface {
+	UARTStats() UARTStats
 }
 
-// Log levels of debug.level.
-const (
-	logError = 0
-	logWarn  = 1
-	logInfo  = 2
-	logDebug = 3
-)
+// UARTStats reports the receive side of the firmware's UART. It stays
+// zero unless the device's firmware counts it (the demo does).
+func (d *Device) UARTStats() UARTStats {
+	if s, ok := d.cfg.Firmware.(UARTStatser); ok {
+		return s.UARTStats()
+	}
+	return UARTStats{}
+}
 
-// logf prints a Mongoose OS log line: "file.c:LINE" padded to 24 columns
-// (the file name cut so that one space remains), the message, '\n'.
-func (fw *demoFirmware) logf(level int, where, format string, args ...any) {
-	if fw.cfg != nil && level > fw.cfg.Int("debug.level") {
+// Firmware is the firmware attached to the device (Config.Firmware).
+func (d *Device) Firmware() Firmware { return d.cfg.Firmware }
+
+// sendAhead queues one byte right after the piece on the wire now; the
+// pieces queued behind it arrive one byte time later.
+func (l *line) sendAhead(b byte, baud int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.dropping {
 		return
 	}
-	fw.con.write([]byte(logPrefix(where) + fmt.Sprintf(format, args...) + "\n"))
-}
-
-func logPrefix(where string) string {
-	const width = 24
-	if len(where) >= width {
-		i := strings.LastIndexByte(where, ':')
-		line := where[i:]
-		where = where[:width-1-len(line)] + line
+	pc := piece{data: []byte{b}, baud: baud}
+	i := len(l.pieces)
+	if !l.fast {
+		bt := byteTime(baud)
+		now := time.Now()
+		pc.at = now.Add(bt)
+		if l.busyUntil.After(now) {
+			// keep what has arrived and the piece being sent
+			i = 0
+			for i < len(l.pieces) && !l.pieces[i].at.After(now) {
+				i++
+			}
+			if i < len(l.pieces) {
+				pc.at = l.pieces[i].at.Add(bt)
+				i++
+			}
+			for j := i; j < len(l.pieces); j++ {
+				l.pieces[j].at = l.pieces[j].at.Add(bt)
+			}
+			l.busyUntil = l.busyUntil.Add(bt)
+		} else {
+			l.busyUntil = pc.at
+		}
 	}
-	return where + strings.Repeat(" ", width-len(where))
-}
-
-// async is a background wait as the firmware sees it: shortened in fast
-// mode.
-func (fw *demoFirmware) async(d time.Duration) time.Duration {
-	if fw.c.dev.cfg.Fast {
-		return d / fastScale
-	}
-	return d
-}
-
-// pause waits d (shortened in fast mode); an error means the run ended.
-func (fw *demoFirmware) pause(d time.Duration) error {
-	return sleepCtx(fw.ctx, fw.async(d))
-}
-
-// spend is the firmware busy for d, e.g. waiting for the flash: the UART
-// keeps receiving meanwhile, nothing drains it.
-func (fw *demoFirmware) spend(d time.Duration) error {
-	if fw.rx != nil {
-		return fw.rx.busy(d)
-	}
-	return fw.c.sleep(d)
-}
-
-// goAsync runs f in the background for the length of this run.
-func (fw *demoFirmware) goAsync(f func()) {
-	fw.wg.Add(1)
-	go func() {
-		defer fw.wg.Done()
-		f()
-	}()
+	l.pieces = slices.Insert(l.pieces, i, pc)
+	l.queued++
+	l.wake()
 }

@@ -120,7 +120,7 @@ func usage(p fwimage.Partition) string {
 	case p.Type == fwimage.PartTypeApp && p.SubType == fwimage.PartSubAppFactory:
 		return "factory app"
 	case p.Type == fwimage.PartTypeApp:
-		return fmt.Sprintf("OTA app")
+		return "OTA app"
 	case p.SubType == fwimage.PartSubDataNVS:
 		return "WiFi data"
 	case p.SubType == fwimage.PartSubDataOTA:
@@ -259,26 +259,5 @@ func (c *cpu) runApp(img *fwimage.Image, offset uint32) error {
 	} else {
 		c.printf("app at 0x%x, entry 0x%08x (no app descriptor)\r\n", offset, img.Entry)
 	}
-	if fw := firmwareFor(img); fw != nil {
-		return fw(c, img)
-	}
-	// An application the virtual device does not know runs silently.
-	<-c.ctx.Done()
-	return c.ctx.Err()
-}
-
-// Firmware is the behaviour of an application image the virtual device
-// recognises by its app descriptor. It runs until the context of the cpu
-// ends (a reset) and may return errWatchdog to reboot.
-type firmware func(c *cpu, img *fwimage.Image) error
-
-var firmwares []func(img *fwimage.Image) firmware
-
-func firmwareFor(img *fwimage.Image) firmware {
-	for _, m := range firmwares {
-		if fw := m(img); fw != nil {
-			return fw
-		}
-	}
-	return nil
+	return c.runFirmware(img, offset) // firmware.go
 }

@@ -72,7 +72,10 @@ func newConfigSetCmd(a *app, name string) *cobra.Command {
 		Long: "Change configuration values. Each key must exist on the device, and each value\n" +
 			"is read as its key's type (true/false, an integer, a number or text): a\n" +
 			"mistake is reported before anything is sent. Only values that change are sent,\n" +
-			"then saved, and the device reboots to apply them (unless --no-reboot).",
+			"and the device reboots to apply them. They are on trial until the device\n" +
+			"answers again (and, for Wi-Fi station settings, is online), then saved; a\n" +
+			"change that fails is rolled back to the previous settings. A value the\n" +
+			"firmware rejects changes nothing. --no-reboot saves without a trial.",
 		Example: "  mos config set mqtt.enable=true mqtt.server=broker.example.com:8883\n" +
 			"  mos config set debug.level=3 --no-reboot",
 		Args: usageArgs(cobra.MinimumNArgs(1)),
@@ -121,7 +124,7 @@ func (r configSetResult) Text() string {
 	}
 	switch {
 	case r.Rebooted:
-		b.WriteString("saved; the device rebooted")
+		b.WriteString("tried after a reboot and saved")
 	case r.Saved:
 		b.WriteString("saved (not rebooted: some settings apply only after a reboot)")
 	default:

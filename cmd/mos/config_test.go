@@ -82,3 +82,43 @@ func TestConfigSetRejects(t *testing.T) {
 		t.Fatalf("a refused change reached the device: %s", r.stdout)
 	}
 }
+
+// A value the firmware rejects is neither applied nor saved; Wi-Fi
+// settings set with `config set` that cannot connect are rolled back as
+// with `mos wifi`.
+func TestConfigSetFailuresKeepSettings(t *testing.T) {
+	url := fastDemo(t)
+	if r := (mos{}).run(t, "--port", url, "wifi", "mos-demo-net", "demo-pass-1234"); r.code != 0 {
+		t.Fatalf("join: exit %d\n%s", r.code, r.stderr)
+	}
+	saved := (mos{}).run(t, "--port", url, "get", "conf9.json")
+	if saved.code != 0 || !strings.Contains(saved.stdout, "demo-pass-1234") {
+		t.Fatalf("conf9.json: exit %d %q %s", saved.code, saved.stdout, saved.stderr)
+	}
+	tests := []struct {
+		arg  string
+		code int
+		msg  string
+	}{
+		{"wifi.sta.pass=short", output.ExitDeviceError, "the device rejected the change: STA password must be between 8 and 63 chars; its settings are unchanged"},
+		{"wifi.sta.ssid=" + strings.Repeat("n", 32), output.ExitDeviceError, "the device rejected the change: STA SSID must be between 1 and 31 chars; its settings are unchanged"},
+		{"wifi.sta.pass=not-the-password", output.ExitWiFiAuth,
+			`wrong Wi-Fi password for "mos-demo-net" (reason: 202); the previous settings were restored (Wi-Fi network "mos-demo-net")`},
+	}
+	for _, tt := range tests {
+		r := (mos{}).run(t, "--port", url, "config", "set", "--json", tt.arg)
+		e, _ := oneJSON(t, r.stdout)["error"].(map[string]any)
+		if r.code != tt.code || e == nil || e["message"] != tt.msg {
+			t.Errorf("%s: exit %d, %v", tt.arg, r.code, e)
+		}
+		if now := (mos{}).run(t, "--port", url, "get", "conf9.json"); now.stdout != saved.stdout {
+			t.Errorf("%s: conf9.json changed:\n%s\nwas:\n%s", tt.arg, now.stdout, saved.stdout)
+		}
+		if r := (mos{}).run(t, "--port", url, "config", "get", "wifi.sta.pass"); r.stdout != "\"demo-pass-1234\"\n" {
+			t.Errorf("%s: wifi.sta.pass %q", tt.arg, r.stdout)
+		}
+		if w := wifiStatus(t, url, "got ip"); w["status"] != "got ip" || w["ssid"] != "mos-demo-net" {
+			t.Errorf("%s: offline after: %v", tt.arg, w)
+		}
+	}
+}

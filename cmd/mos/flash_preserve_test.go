@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // ADDR:FILE inside a sector: by default the rest of the sector is kept;
@@ -26,7 +27,7 @@ func TestFlashUnalignedAddrFile(t *testing.T) {
 			id := strings.ReplaceAll(t.Name(), " ", "_")
 			url := "sim://esp32?fast=1&id=" + id
 			// power the device on and fill the sector before mos touches it
-			p, err := sim.Open(url)
+			p, err := sim.Open(url, demofw.New)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 // demoDevices numbers the virtual devices, so that each run (-count)
@@ -22,7 +23,7 @@ func demoDevice(t *testing.T, opts string) (string, *sim.Device) {
 	t.Helper()
 	id := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), demoDevices.Add(1))
 	url := "sim://esp32?id=" + id + opts
-	hp, err := sim.Open(url)
+	hp, err := sim.Open(url, demofw.New)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/demofw"
 )
 
 func newSimCmd(a *app) *cobra.Command {
@@ -110,6 +111,7 @@ func runSimServe(ctx context.Context, a *app, o simServeOptions) error {
 	dev, err := sim.New(sim.Config{
 		Chip: chip, Board: sim.Board(o.board), FlashSize: size, FlashFile: o.flashFile,
 		Fast: o.fast, DownloadAtPowerOn: o.download, Timings: &timings,
+		Firmware: demofw.New(),
 	})
 	if errors.Is(err, sim.ErrFlashFileSize) {
 		return output.WithExitCode(output.WithHint(err, "give the --flash-size the file was made with, or another --flash-file"), output.ExitBadInput)

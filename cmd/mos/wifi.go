@@ -22,9 +22,11 @@ func newWifiCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wifi SSID [PASS]",
 		Short: "Put the device on a Wi-Fi network and wait until it has an IP address",
-		Long: "Configure the device's Wi-Fi station (and turn its access point off), save,\n" +
-			"reboot, and wait until it gets an IP address. A wrong password and a network\n" +
-			"that is not found are told apart, with their own exit codes (11 and 12).\n" +
+		Long: "Configure the device's Wi-Fi station (and turn its access point off), reboot,\n" +
+			"and wait until it gets an IP address. The new settings are on trial until then:\n" +
+			"when they fail, the device goes back to its previous settings (and network).\n" +
+			"A wrong password and a network that is not found are told apart, with their\n" +
+			"own exit codes (11 and 12).\n" +
 			"Firmware that does not answer RPC but speaks the Improv Wi-Fi serial protocol\n" +
 			"(as firmware made for ESP Web Tools does) is provisioned with Improv.",
 		Example: "  mos wifi HomeNet 'my password'\n" +

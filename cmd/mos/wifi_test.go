@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mos-tool/mos/output"
 )
@@ -17,8 +18,10 @@ func TestWifi(t *testing.T) {
 		code int
 		want string
 	}{
-		{"wrong password", []string{"mos-demo-net", "not-the-password"}, output.ExitWiFiAuth, `wrong Wi-Fi password for "mos-demo-net" (reason: 202)`},
-		{"not found", []string{"NoSuchNet", "whatever-1234"}, output.ExitWiFiNotFound, `Wi-Fi network "NoSuchNet" not found (reason: 201)`},
+		{"wrong password", []string{"mos-demo-net", "not-the-password"}, output.ExitWiFiAuth,
+			`wrong Wi-Fi password for "mos-demo-net" (reason: 202); the previous settings were restored (Wi-Fi station off)`},
+		{"not found", []string{"NoSuchNet", "whatever-1234"}, output.ExitWiFiNotFound,
+			`Wi-Fi network "NoSuchNet" not found (reason: 201); the previous settings were restored (Wi-Fi station off)`},
 		{"open network", []string{"CoffeeShop"}, 0, ""},
 		{"connects", []string{"mos-demo-net", "demo-pass-1234"}, 0, ""},
 	}
@@ -67,5 +70,66 @@ func TestWifiBadArgs(t *testing.T) {
 	r = mos{}.run(t, "--port", url, "wifi")
 	if r.code != output.ExitUsage {
 		t.Fatalf("no SSID: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// wifiStatus polls `mos info` until the station reports want ("got ip")
+// or a few seconds pass, and returns the last wifi object.
+func wifiStatus(t *testing.T, url, want string) map[string]any {
+	t.Helper()
+	var w map[string]any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r := mos{}.run(t, "--port", url, "info", "--json")
+		if r.code != 0 {
+			continue // rebooting
+		}
+		w = oneJSON(t, r.stdout)["result"].(map[string]any)["wifi"].(map[string]any)
+		if w["status"] == want {
+			break
+		}
+	}
+	return w
+}
+
+// A device online on one network stays online there when new Wi-Fi
+// settings fail, also after a reboot, and the error says so; settings
+// that work are kept across reboots.
+func TestWifiFailureRestoresPrevious(t *testing.T) {
+	url := fastDemo(t)
+	if r := (mos{}).run(t, "--port", url, "wifi", "mos-demo-net", "demo-pass-1234"); r.code != 0 {
+		t.Fatalf("first join: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"Neighbor", "not-the-password"}, output.ExitWiFiAuth, `wrong Wi-Fi password for "Neighbor" (reason: 202)`},
+		{[]string{"NoSuchNet", "whatever-1234"}, output.ExitWiFiNotFound, `Wi-Fi network "NoSuchNet" not found (reason: 201)`},
+	} {
+		r := mos{}.run(t, append([]string{"--port", url, "wifi", "--json"}, tc.args...)...)
+		e, _ := oneJSON(t, r.stdout)["error"].(map[string]any)
+		want := tc.want + `; the previous settings were restored (Wi-Fi network "mos-demo-net")`
+		if r.code != tc.code || e == nil || e["message"] != want {
+			t.Fatalf("%v: exit %d, %v\nwant %q", tc.args, r.code, e, want)
+		}
+		if w := wifiStatus(t, url, "got ip"); w["status"] != "got ip" || w["ssid"] != "mos-demo-net" {
+			t.Fatalf("%v: after the failure: %v", tc.args, w)
+		}
+		if r := (mos{}).run(t, "--port", url, "reboot"); r.code != 0 {
+			t.Fatalf("reboot: exit %d\n%s", r.code, r.stderr)
+		}
+		if w := wifiStatus(t, url, "got ip"); w["status"] != "got ip" || w["ssid"] != "mos-demo-net" {
+			t.Fatalf("%v: after a reboot: %v", tc.args, w)
+		}
+	}
+	if r := (mos{}).run(t, "--port", url, "wifi", "CoffeeShop"); r.code != 0 {
+		t.Fatalf("open network: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := (mos{}).run(t, "--port", url, "reboot"); r.code != 0 {
+		t.Fatalf("reboot: exit %d\n%s", r.code, r.stderr)
+	}
+	if w := wifiStatus(t, url, "got ip"); w["status"] != "got ip" || w["ssid"] != "CoffeeShop" {
+		t.Fatalf("the working change was not kept: %v", w)
 	}
 }

@@ -1,4 +1,4 @@
-package sim_test
+package demofw_test
 
 import (
 	"bytes"
@@ -19,12 +19,12 @@ import (
 // packets byte by byte as the specification (improv-wifi.com/serial)
 // gives them.
 
-const improvBundle = "../firmware-images/esp32-improv-demo.zip"
+const improvBundle = "../../firmware-images/esp32-improv-demo.zip"
 
 // The committed bundle is exactly what its spec builds (cmd/mos's
 // TestDemoImagesReproducible covers the plain demos only).
 func TestImprovBundleReproducible(t *testing.T) {
-	m, srcs, err := fwbundle.BuildSpec("../firmware-images/src/esp32-improv/spec.json")
+	m, srcs, err := fwbundle.BuildSpec("../../firmware-images/src/esp32-improv/spec.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,17 @@
-package sim
+package demofw
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // console is the firmware's output on UART0: log lines and RPC frames
 // share it, each written whole, so a log line never lands inside a frame.
 type console struct {
-	c   *cpu
+	m   *sim.Machine
 	ctx context.Context
 
 	mu sync.Mutex // one line or frame at a time
@@ -19,8 +21,8 @@ type console struct {
 	resumed chan struct{} // closed by the host's XON
 }
 
-func newConsole(c *cpu, ctx context.Context) *console {
-	return &console{c: c, ctx: ctx}
+func newConsole(m *sim.Machine, ctx context.Context) *console {
+	return &console{m: m, ctx: ctx}
 }
 
 // write sends p whole, after the host's XOFF (if any) has been lifted or
@@ -32,7 +34,7 @@ func (k *console) write(p []byte) error {
 	if err := k.ctx.Err(); err != nil {
 		return err // the chip is being reset: nothing more goes out
 	}
-	return k.c.send(p)
+	return k.m.Send(p)
 }
 
 // hostFlow records the host's XOFF (on=false) or XON.
@@ -48,7 +50,7 @@ func (k *console) hostFlow(on bool) {
 		return
 	}
 	limit := hostXOFFLimit
-	if k.c.dev.cfg.Fast {
+	if k.m.Fast() {
 		limit /= fastScale
 	}
 	k.held = time.Now().Add(limit)

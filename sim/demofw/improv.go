@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // Improv Wi-Fi over serial (improv-wifi.com/serial), as the demo's
@@ -27,7 +29,7 @@ import (
 // unknown RPC command, 3 unable to connect, 0xFF unknown.
 //
 // Sharing the UART with RPC: the firmware's main loop hands every received
-// byte to the Improv receiver first (improvReceive). The six header bytes
+// byte to the Improv receiver first (improvRX). The six header bytes
 // "IMPROV" go on to RPC framing as well, where they are harmless letters
 // that a frame's search for `{` skips; from the version byte on, a packet's
 // bytes are the receiver's alone, so a length of 10, a checksum >= 0x80 or
@@ -44,12 +46,10 @@ import (
 //
 // Wi-Fi settings are handled in the main loop, as a blocking step: the
 // station tries to join with the model's real association and DHCP times
-// and disconnect reasons (fw_wifi.go); RPC frames arriving meanwhile wait
+// and disconnect reasons (wifi.go); RPC frames arriving meanwhile wait
 // in the UART FIFO. Joined, the firmware saves wifi.sta.enable, .ssid and
 // .pass in conf9.json and reports "provisioned" with http://IP/; failed,
 // it reports "unable to connect" and keeps its saved configuration.
-
-func init() { improvReceive = improvRX }
 
 const (
 	improvHeader  = "IMPROV"
@@ -112,7 +112,7 @@ func (fw *demoFirmware) improvTookWiFi() bool {
 // improvRX is the receive hook: it reports whether the bytes (the main
 // loop passes one at a time) belong to an Improv packet, which RPC
 // framing must then not see.
-func improvRX(fw *demoFirmware, p []byte) bool {
+func (fw *demoFirmware) improvRX(p []byte) bool {
 	if fw.improv == nil || len(p) == 0 {
 		return false
 	}
@@ -241,8 +241,11 @@ func (fw *demoFirmware) improvProvision(ssid, pass string) {
 		fw.improvError(improvErrConnect)
 		return
 	}
+	fw.task.Lock()
 	fw.cfg.set(userLevel, map[string]any{"wifi.sta.enable": true, "wifi.sta.ssid": ssid, "wifi.sta.pass": pass})
-	if err := fw.saveConfig(userLevel, false); err != nil {
+	err := fw.saveConfig(userLevel, false)
+	fw.task.Unlock()
+	if err != nil {
 		fw.logf(logError, "mgos_improv.c:168", "Improv: error saving config: %v", err)
 		fw.improvError(improvErrOther)
 		return
@@ -258,7 +261,7 @@ func (fw *demoFirmware) improvProvision(ssid, pass string) {
 // first, then an empty result. The main loop goes on meanwhile.
 func (fw *demoFirmware) improvScan() {
 	aps := slices.Clone(fw.env)
-	slices.SortStableFunc(aps, func(a, b AccessPoint) int { return b.RSSI - a.RSSI })
+	slices.SortStableFunc(aps, func(a, b sim.AccessPoint) int { return b.RSSI - a.RSSI })
 	fw.goAsync(func() {
 		if fw.pause(wifiScanTime) != nil {
 			return
@@ -270,7 +273,7 @@ func (fw *demoFirmware) improvScan() {
 			}
 			seen[ap.SSID] = true
 			secured := "YES"
-			if ap.Auth == WiFiOpen {
+			if ap.Auth == sim.WiFiOpen {
 				secured = "NO"
 			}
 			if fw.improvResult(improvCmdScan, ap.SSID, strconv.Itoa(ap.RSSI), secured) != nil {

@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"bytes"
@@ -6,22 +6,24 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 var errCut = errors.New("reset")
 
 // fsFixture is a file store in a 64 KiB region (2 journal + 14 data
 // sectors) of a 256 KiB flash.
-func fsFixture(t *testing.T) *Flash {
+func fsFixture(t *testing.T) *sim.Flash {
 	t.Helper()
-	f, err := NewFlash(256<<10, "")
+	f, err := sim.NewFlash(256<<10, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func mountOrFail(t *testing.T, f *Flash, spend func(time.Duration) error) *fileStore {
+func mountOrFail(t *testing.T, f *sim.Flash, spend func(time.Duration) error) *fileStore {
 	t.Helper()
 	s, _, err := mountFS(f, 0x10000, 64<<10, spend)
 	if err != nil {
@@ -33,7 +35,7 @@ func mountOrFail(t *testing.T, f *Flash, spend func(time.Duration) error) *fileS
 func noWait(time.Duration) error { return nil }
 
 // cloneFlash copies a flash chip's contents into a new one.
-func cloneFlash(t *testing.T, f *Flash) *Flash {
+func cloneFlash(t *testing.T, f *sim.Flash) *sim.Flash {
 	t.Helper()
 	mem := make([]byte, f.Size())
 	f.ReadAt(mem, 0)
@@ -103,7 +105,7 @@ func TestFSCrashAtEveryStep(t *testing.T) {
 func crashEveryStep(t *testing.T, do func(s *fileStore) error, compacting bool) {
 	op := func(s *fileStore) error {
 		if compacting {
-			s.wpos = FlashSectorSize
+			s.wpos = sim.FlashSectorSize
 		}
 		return do(s)
 	}

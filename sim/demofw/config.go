@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"bytes"
@@ -374,4 +374,57 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(s)
 	b.Truncate(b.Len() - 1) // Encode's newline
+}
+
+// validate checks the configuration that merging vals into level would
+// give, with the checks the firmware's libraries register: Mongoose OS runs
+// them when it saves (mgos_sys_config_save); the demo runs them before it
+// merges anything, so a rejected Config.Set changes neither RAM nor flash.
+func (c *sysConfig) validate(level int, vals map[string]any) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	get := func(path string) any {
+		v := c.schema[c.index[path]].def
+		for l := 1; l <= maxLevel; l++ {
+			if nv, ok := vals[path]; ok && l == level {
+				v = nv
+			} else if lv, ok := c.levels[l][path]; ok {
+				v = lv
+			}
+		}
+		return v
+	}
+	for _, check := range configChecks {
+		if msg := check(get); msg != "" {
+			return &configError{400, "invalid config value: " + msg}
+		}
+	}
+	return nil
+}
+
+// configChecks are the validators of the libraries the demo is built
+// with. The Wi-Fi library's (mongoose-os-libs/wifi, mgos_wifi.c:
+// mgos_wifi_validate_sta_cfg and mgos_wifi_validate_ap_cfg) check an
+// enabled station's and access point's SSID (1 to 31 chars) and password
+// (none, or 8 to 63 chars), with these messages.
+var configChecks = []func(get func(string) any) string{
+	wifiCheck("wifi.sta", "STA"), wifiCheck("wifi.sta1", "STA"), wifiCheck("wifi.sta2", "STA"),
+	wifiCheck("wifi.ap", "AP"),
+}
+
+func wifiCheck(prefix, what string) func(get func(string) any) string {
+	return func(get func(string) any) string {
+		if on, _ := get(prefix + ".enable").(bool); !on {
+			return ""
+		}
+		ssid, _ := get(prefix + ".ssid").(string)
+		pass, _ := get(prefix + ".pass").(string)
+		if len(ssid) < 1 || len(ssid) > 31 {
+			return fmt.Sprintf("%s SSID must be between 1 and 31 chars", what)
+		}
+		if pass != "" && (len(pass) < 8 || len(pass) > 63) {
+			return fmt.Sprintf("%s password must be between 8 and 63 chars", what)
+		}
+		return ""
+	}
 }

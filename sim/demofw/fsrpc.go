@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"encoding/base64"

@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"encoding/json"
@@ -10,31 +10,41 @@ import (
 // The RPC methods of the demo firmware and their answers, as mgos's core,
 // rpc-service-config, -fs and -wifi libraries give them.
 
-var (
-	rpcHandlers = map[string]rpcHandler{}
-	rpcOrder    []string // registration order; RPC.List prints it newest first
-)
-
-func registerRPC(name string, h rpcHandler) {
-	rpcHandlers[name] = h
-	rpcOrder = append(rpcOrder, name)
+type rpcMethod struct {
+	name    string
+	handler rpcHandler
 }
 
-func init() {
-	registerRPC("Sys.GetInfo", sysGetInfo)
-	registerRPC("Sys.Reboot", sysReboot)
-	registerRPC("Config.Get", configGet)
-	registerRPC("Config.Set", configSet)
-	registerRPC("Config.Save", configSave)
-	registerRPC("FS.List", fsList)
-	registerRPC("FS.ListExt", fsListExt)
-	registerRPC("FS.Get", fsGet)
-	registerRPC("FS.Put", fsPut)
-	registerRPC("FS.Remove", fsRemove)
-	registerRPC("FS.Rename", fsRename)
-	registerRPC("Wifi.Scan", wifiScan)
-	registerRPC("RPC.List", rpcList)
-	registerRPC("RPC.Ping", rpcPing)
+// rpcMethods is the demo's RPC service in the order the firmware's
+// libraries register their handlers at init; RPC.List prints it newest
+// first. (A function, not a variable: rpcList refers back to it.)
+func rpcMethods() []rpcMethod {
+	return []rpcMethod{
+		{"Sys.GetInfo", sysGetInfo},
+		{"Sys.Reboot", sysReboot},
+		{"Config.Get", configGet},
+		{"Config.Set", configSet},
+		{"Config.Save", configSave},
+		{"FS.List", fsList},
+		{"FS.ListExt", fsListExt},
+		{"FS.Get", fsGet},
+		{"FS.Put", fsPut},
+		{"FS.Remove", fsRemove},
+		{"FS.Rename", fsRename},
+		{"Wifi.Scan", wifiScan},
+		{"RPC.List", rpcList},
+		{"RPC.Ping", rpcPing},
+	}
+}
+
+// rpcHandlerFor finds the handler of method.
+func rpcHandlerFor(method string) (rpcHandler, bool) {
+	for _, m := range rpcMethods() {
+		if m.name == method {
+			return m.handler, true
+		}
+	}
+	return nil, false
 }
 
 // The reboot delays Mongoose OS uses.
@@ -161,6 +171,9 @@ func configSet(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
 	if err != nil {
 		return nil, configRPCError(err)
 	}
+	if err := fw.cfg.validate(level, vals); err != nil {
+		return nil, configRPCError(err)
+	}
 	fw.cfg.set(level, vals)
 	saved := false
 	if p.Save {
@@ -200,7 +213,8 @@ func configRPCError(err error) *rpcError {
 }
 
 // saveConfig writes a level's file: confN.json, or with tryOnce
-// confN.json.try, which the next boot uses once and deletes.
+// confN.json.try, which the next boot uses once and deletes. Saving
+// confN.json on a trial boot commits what is on trial.
 func (fw *demoFirmware) saveConfig(level int, tryOnce bool) error {
 	if fw.fs == nil {
 		return errNoFS
@@ -209,11 +223,20 @@ func (fw *demoFirmware) saveConfig(level int, tryOnce bool) error {
 	if tryOnce {
 		name += ".try"
 	}
-	return fw.fs.Write(name, 0, fw.cfg.levelFile(level), true)
+	if err := fw.fs.Write(name, 0, fw.cfg.levelFile(level), true); err != nil {
+		return err
+	}
+	if !tryOnce && fw.trial.Swap(false) {
+		fw.logf(logInfo, "mgos_sys_config.c:421", "Config confirmed: %s saved", name)
+	}
+	return nil
 }
 
 func rpcList(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
-	names := slices.Clone(rpcOrder)
+	var names []string
+	for _, m := range rpcMethods() {
+		names = append(names, m.name)
+	}
 	slices.Reverse(names)
 	return printfJSON(names), nil
 }

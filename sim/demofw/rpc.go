@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"bytes"
@@ -167,10 +167,12 @@ func (fw *demoFirmware) dispatch(call *rpcCall) (json.RawMessage, *rpcError) {
 			return nil, rpcErrorf(418, "shutting down in %d ms", max(left.Milliseconds(), 0))
 		}
 	}
-	h, ok := rpcHandlers[call.method]
+	h, ok := rpcHandlerFor(call.method)
 	if !ok {
 		return nil, rpcErrorf(404, "No handler for %s", call.method)
 	}
+	fw.task.Lock()
+	defer fw.task.Unlock()
 	return h(fw, call)
 }
 

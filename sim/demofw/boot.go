@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/fwimage"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // The demo firmware's boot: what it prints, where its file system lives,
@@ -25,41 +27,44 @@ func ramOf(chip *chips.Chip) ramInfo {
 }
 
 // logBanner prints the first lines of a Mongoose OS boot.
-func (fw *demoFirmware) logBanner(softReset bool) {
+func (fw *demoFirmware) logBanner() {
 	a := fw.app
-	flashMB := fw.c.dev.flash.Size() >> 20
+	flashMB := fw.m.Flash().Size() >> 20
 	if fw.chip.IsESP8266() {
 		fw.logf(logInfo, "esp_main.c:158", "%s %s (%s)", a.name, a.version, a.buildID)
 		fw.logf(logInfo, "esp_main.c:160", "Mongoose OS %s (%s)", mgosVersion, mgosBuildID)
 		fw.logf(logInfo, "esp_main.c:161", "CPU: ESP8266EX, 160 MHz, RAM: %d total, %d free", fw.ram.total, fw.ram.free+4756)
 		fw.logf(logInfo, "esp_main.c:165", "SDK 2.2.1(6ab97e9); flash: %dM", flashMB)
-		code, name := fw.esp8266ResetCause(softReset)
+		code, name := fw.esp8266ResetCause()
 		fw.logf(logInfo, "esp_exc.c:240", "Reset cause: %d (%s)", code, name)
 		return
 	}
 	fw.logf(logInfo, "mgos_freertos.c:98", "%s %s (%s)", a.name, a.version, a.buildID)
 	fw.logf(logInfo, "mgos_freertos.c:100", "Mongoose OS %s (%s)", mgosVersion, mgosBuildID)
 	fw.logf(logInfo, "mgos_freertos.c:101", "CPU: 160 MHz, FreeRTOS 10.2.1, heap: %d total, %d free", fw.ram.total, fw.ram.free+30880)
+	// the partition the bootloader loaded the app from
 	label := "factory"
 	if pt := fw.partitionTable(); pt != nil {
-		if app := pickApp(pt, fw.c.readOtadata); app != nil {
-			label = app.Label
+		for _, p := range pt.Partitions {
+			if p.Type == fwimage.PartTypeApp && p.Offset == fw.appAddr {
+				label = p.Label
+			}
 		}
 	}
 	fw.logf(logInfo, "esp32xx_main.c:78", "Boot partition: %s; flash: %dM", label, flashMB)
 }
 
-// esp8266ResetCause is the SDK's rst_info reason.
-func (fw *demoFirmware) esp8266ResetCause(softReset bool) (int, string) {
-	if softReset {
+// esp8266ResetCause is the SDK's rst_info reason (enum rst_reason in the
+// ESP8266 NONOS SDK's user_interface.h: 0 power on, 1 hardware watchdog,
+// 4 software restart, 6 external).
+func (fw *demoFirmware) esp8266ResetCause() (int, string) {
+	switch fw.m.ResetReason() {
+	case sim.ResetSoftware:
 		return 4, "soft restart"
-	}
-	d := fw.c.dev
-	d.mu.Lock()
-	kind := d.resetKind
-	d.mu.Unlock()
-	if kind == resetPowerOn {
+	case sim.ResetPowerOn:
 		return 0, "power on"
+	case sim.ResetWatchdog:
+		return 1, "hw watchdog"
 	}
 	return 6, "external reset"
 }
@@ -100,7 +105,7 @@ const (
 // (or the first SPIFFS/LittleFS one), the ESP8266's fixed region.
 func (fw *demoFirmware) fsRegion() (addr, size uint32, ok bool) {
 	if fw.chip.IsESP8266() {
-		if fw.c.dev.flash.Size() < esp8266FSAddr+esp8266FSSize {
+		if fw.m.Flash().Size() < esp8266FSAddr+esp8266FSSize {
 			return 0, 0, false
 		}
 		return esp8266FSAddr, esp8266FSSize, true
@@ -124,7 +129,7 @@ func (fw *demoFirmware) fsRegion() (addr, size uint32, ok bool) {
 
 func (fw *demoFirmware) partitionTable() *fwimage.PartitionTable {
 	raw := make([]byte, fwimage.PartitionTableMaxLen)
-	if fw.c.dev.flash.ReadAt(raw, fwimage.PartitionTableOffset) != nil {
+	if fw.m.Flash().ReadAt(raw, fwimage.PartitionTableOffset) != nil {
 		return nil
 	}
 	pt, err := fwimage.ParsePartitionTable(raw)
@@ -141,7 +146,7 @@ func (fw *demoFirmware) mountFS() error {
 		fw.logf(logError, "mgos_vfs.c:284", "/: no file system partition")
 		return nil
 	}
-	fs, formatted, err := mountFS(fw.c.dev.flash, addr, size, fw.spend)
+	fs, formatted, err := mountFS(fw.m.Flash(), addr, size, fw.spend)
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -167,8 +172,11 @@ func (fw *demoFirmware) loadConfig() {
 		name := levelFileName(level)
 		try := name + ".try"
 		if _, ok := fw.fs.Stat(try); ok {
+			fw.logf(logInfo, "mgos_sys_config.c:375", "Trying %s once; %s stays until the change is confirmed", try, name)
 			fw.loadLevel(level, try)
 			fw.fs.Remove(try)
+			fw.trial.Store(true)
+			fw.trialLevels = append(fw.trialLevels, level)
 			continue
 		}
 		if _, ok := fw.fs.Stat(name); ok {

@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"testing"
@@ -45,8 +45,8 @@ func TestDemoRecognition(t *testing.T) {
 		if ok != tc.want || app.improv != tc.improv || app.buildID != tc.buildID {
 			t.Errorf("%q: recognised %v %+v", tc.img.Segments[0].Data[:16], ok, app)
 		}
-		if (firmwareFor(tc.img) != nil) != tc.want {
-			t.Errorf("%q: firmwareFor disagrees", tc.img.Segments[0].Data[:16])
+		if New().Recognises(tc.img) != tc.want {
+			t.Errorf("%q: Recognises disagrees", tc.img.Segments[0].Data[:16])
 		}
 	}
 }

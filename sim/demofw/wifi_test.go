@@ -1,4 +1,4 @@
-package sim_test
+package demofw_test
 
 import (
 	"encoding/json"

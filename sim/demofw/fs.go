@@ -1,4 +1,4 @@
-package sim
+package demofw
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // fileStore is the demo firmware's file system: a small flash format of
@@ -39,7 +41,7 @@ import (
 // ends the replay; the next mount compacts. Rename is one record, so it is
 // atomic: a client uploads to a temporary name and renames at the end.
 type fileStore struct {
-	flash   *Flash
+	flash   *sim.Flash
 	base    uint32
 	sectors int // in the region, journal sectors included
 	spend   func(time.Duration) error
@@ -80,11 +82,11 @@ var (
 
 // mountFS opens the file system in size bytes at base. formatted reports
 // that none was there (blank or foreign flash) and a new one was written.
-func mountFS(f *Flash, base, size uint32, spend func(time.Duration) error) (s *fileStore, formatted bool, err error) {
-	if base%FlashSectorSize != 0 || size%FlashSectorSize != 0 || size < 3*FlashSectorSize || size/FlashSectorSize > 0xFFFF {
+func mountFS(f *sim.Flash, base, size uint32, spend func(time.Duration) error) (s *fileStore, formatted bool, err error) {
+	if base%sim.FlashSectorSize != 0 || size%sim.FlashSectorSize != 0 || size < 3*sim.FlashSectorSize || size/sim.FlashSectorSize > 0xFFFF {
 		return nil, false, fmt.Errorf("sim: file system region 0x%x+0x%x is not usable", base, size)
 	}
-	s = &fileStore{flash: f, base: base, sectors: int(size / FlashSectorSize), spend: spend, files: map[string]*fsFile{}}
+	s = &fileStore{flash: f, base: base, sectors: int(size / sim.FlashSectorSize), spend: spend, files: map[string]*fsFile{}}
 	best, bestGen := -1, uint32(0)
 	for i := range fsJournalSecs {
 		if gen, ok := s.journalValid(i); ok && (best < 0 || gen > bestGen) {
@@ -107,10 +109,10 @@ func mountFS(f *Flash, base, size uint32, spend func(time.Duration) error) (s *f
 }
 
 // Size is the capacity for file data in bytes.
-func (s *fileStore) Size() int { return (s.sectors - fsJournalSecs) * FlashSectorSize }
+func (s *fileStore) Size() int { return (s.sectors - fsJournalSecs) * sim.FlashSectorSize }
 
 // Free is the space left, in whole sectors as files use it.
-func (s *fileStore) Free() int { return len(s.freeSectors()) * FlashSectorSize }
+func (s *fileStore) Free() int { return len(s.freeSectors()) * sim.FlashSectorSize }
 
 // List returns the files sorted by name.
 func (s *fileStore) List() []fsFile {
@@ -144,8 +146,8 @@ func (s *fileStore) Read(name string, off, n int) ([]byte, int, error) {
 	out := make([]byte, n)
 	for done := 0; done < n; {
 		pos := off + done
-		k, in := pos/FlashSectorSize, pos%FlashSectorSize
-		m := min(n-done, FlashSectorSize-in)
+		k, in := pos/sim.FlashSectorSize, pos%sim.FlashSectorSize
+		m := min(n-done, sim.FlashSectorSize-in)
 		if err := s.flash.ReadAt(out[done:done+m], s.sectorAddr(f.sectors[k])+uint32(in)); err != nil {
 			return nil, 0, err
 		}
@@ -180,7 +182,7 @@ func (s *fileStore) Write(name string, off int, data []byte, truncate bool) erro
 	from := min(off, oldSize)
 	to := off + len(data)
 	newSecs := slices.Clone(oldSecs)
-	for len(newSecs) < (newSize+FlashSectorSize-1)/FlashSectorSize {
+	for len(newSecs) < (newSize+sim.FlashSectorSize-1)/sim.FlashSectorSize {
 		newSecs = append(newSecs, 0) // allocated below
 	}
 
@@ -192,8 +194,8 @@ func (s *fileStore) Write(name string, off int, data []byte, truncate bool) erro
 		patch   []byte // in place: bytes to program there
 	}
 	var plan []sectorWrite
-	for k := from / FlashSectorSize; k*FlashSectorSize < to; k++ {
-		start, end := k*FlashSectorSize, min((k+1)*FlashSectorSize, newSize)
+	for k := from / sim.FlashSectorSize; k*sim.FlashSectorSize < to; k++ {
+		start, end := k*sim.FlashSectorSize, min((k+1)*sim.FlashSectorSize, newSize)
 		buf := make([]byte, end-start)
 		if k < len(oldSecs) {
 			// the committed part of this sector
@@ -295,7 +297,7 @@ func checkFSName(name string) error {
 }
 
 func (s *fileStore) sectorAddr(sec uint16) uint32 {
-	return s.base + uint32(sec)*FlashSectorSize
+	return s.base + uint32(sec)*sim.FlashSectorSize
 }
 
 // freeSectors lists the data sectors no file uses, lowest first: a freed
@@ -337,7 +339,7 @@ func isErased(p []byte) bool {
 // eraseIfNeeded erases a sector unless it reads as erased already (a
 // driver that knows which sectors are clean saves the 45 ms).
 func (s *fileStore) eraseIfNeeded(sec uint16) error {
-	if s.erasedAt(sec, 0, FlashSectorSize) {
+	if s.erasedAt(sec, 0, sim.FlashSectorSize) {
 		return nil
 	}
 	d, err := s.flash.EraseSector(s.sectorAddr(sec))

@@ -1,4 +1,4 @@
-package sim_test
+package demofw_test
 
 import (
 	"bytes"
@@ -154,4 +154,15 @@ func TestDemoFSResetDuringUpload(t *testing.T) {
 	if got := dc.download("up.part", 4096); !bytes.Equal(got, data[:size]) {
 		t.Errorf("content after reset differs")
 	}
+}
+
+// pattern is n bytes of a pseudo-random sequence, the same every time.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	x := uint32(12345)
+	for i := range b {
+		x = x*1103515245 + 12345
+		b[i] = byte(x >> 16)
+	}
+	return b
 }

@@ -1,9 +1,11 @@
-package sim
+package demofw
 
 import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // The journal of the demo file system: records, snapshots, compaction
@@ -13,11 +15,11 @@ import (
 // full.
 func (s *fileStore) commit(payload []byte) error {
 	rec := encodeRecord(payload)
-	if s.wpos+len(rec) > FlashSectorSize {
+	if s.wpos+len(rec) > sim.FlashSectorSize {
 		if err := s.compact(); err != nil {
 			return err
 		}
-		if s.wpos+len(rec) > FlashSectorSize {
+		if s.wpos+len(rec) > sim.FlashSectorSize {
 			return errFSNoSpace // cannot happen within fsMaxFiles and fsMaxName
 		}
 	}
@@ -36,7 +38,7 @@ func (s *fileStore) compact() error {
 	for _, f := range s.List() {
 		snap = append(snap, encodeRecord(encodeSet(&f))...)
 	}
-	if fsHeaderLen+len(snap) > FlashSectorSize {
+	if fsHeaderLen+len(snap) > sim.FlashSectorSize {
 		return errFSNoSpace
 	}
 	other := 1 - s.active
@@ -65,13 +67,13 @@ func (s *fileStore) format() error {
 
 // journalValid reads journal sector i's header and checks its snapshot.
 func (s *fileStore) journalValid(i int) (uint32, bool) {
-	sec := make([]byte, FlashSectorSize)
+	sec := make([]byte, sim.FlashSectorSize)
 	if s.flash.ReadAt(sec, s.sectorAddr(uint16(i))) != nil || string(sec[:4]) != fsMagic {
 		return 0, false
 	}
 	le := binary.LittleEndian
 	n := int(le.Uint32(sec[8:]))
-	if n > FlashSectorSize-fsHeaderLen || crc32.ChecksumIEEE(sec[fsHeaderLen:fsHeaderLen+n]) != le.Uint32(sec[12:]) {
+	if n > sim.FlashSectorSize-fsHeaderLen || crc32.ChecksumIEEE(sec[fsHeaderLen:fsHeaderLen+n]) != le.Uint32(sec[12:]) {
 		return 0, false
 	}
 	return le.Uint32(sec[4:]), true
@@ -81,19 +83,19 @@ func (s *fileStore) journalValid(i int) (uint32, bool) {
 // it ended at a torn record or the space after the last record is not
 // erased (a record was being written when the chip was reset).
 func (s *fileStore) replay() (clean bool, err error) {
-	sec := make([]byte, FlashSectorSize)
+	sec := make([]byte, sim.FlashSectorSize)
 	if err := s.flash.ReadAt(sec, s.sectorAddr(uint16(s.active))); err != nil {
 		return false, err
 	}
 	snapEnd := fsHeaderLen + int(binary.LittleEndian.Uint32(sec[8:]))
 	pos := fsHeaderLen
-	for pos+fsRecordHdrLen <= FlashSectorSize {
+	for pos+fsRecordHdrLen <= sim.FlashSectorSize {
 		n := int(binary.LittleEndian.Uint16(sec[pos:]))
 		if n == 0xFFFF && pos >= snapEnd {
 			break // erased: the end of the journal
 		}
 		end := pos + fsRecordHdrLen + n
-		if end > FlashSectorSize || crc32.ChecksumIEEE(sec[pos+fsRecordHdrLen:end]) != binary.LittleEndian.Uint32(sec[pos+2:]) {
+		if end > sim.FlashSectorSize || crc32.ChecksumIEEE(sec[pos+fsRecordHdrLen:end]) != binary.LittleEndian.Uint32(sec[pos+2:]) {
 			if pos < snapEnd {
 				return false, errFSCorrupted // the snapshot's CRC matched: cannot happen
 			}
@@ -123,7 +125,7 @@ func (s *fileStore) apply(p []byte) {
 			}
 			f.sectors = append(f.sectors, sec)
 		}
-		if !r.bad && (f.size+FlashSectorSize-1)/FlashSectorSize == n {
+		if !r.bad && (f.size+sim.FlashSectorSize-1)/sim.FlashSectorSize == n {
 			s.files[f.name] = f
 		}
 	case recRemove:

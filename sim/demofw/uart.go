@@ -1,12 +1,13 @@
-package sim
+package demofw
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/mos-tool/mos/chips"
+
+	"github.com/mos-tool/mos/sim"
 )
 
 // The firmware's side of UART0: a receive FIFO that loses bytes when it is
@@ -63,19 +64,17 @@ func rpcByteCost(c *chips.Chip) time.Duration {
 	return time.Microsecond
 }
 
-// weak.Pointer[Device] -> *fwState
-
 // uartRX is the receive path: line -> FIFO -> firmware.
 type uartRX struct {
-	c     *cpu
+	m     *sim.Machine
 	ctx   context.Context
-	state *fwState
+	state *Firmware     // the device's statistics
 	flow  bool          // XON/XOFF flow control (rpc.uart.fc_type 2)
 	tx    *console      // for the host's own XON/XOFF
 	speed func() int    // the UART's baud rate now
 	fast  bool          // virtual time (Config.Fast)
 	clock time.Time     // real mode: the firmware has worked up to here
-	mu    sync.Mutex    // real mode: fifo and stopped, shared with the ISR
+	mu    sync.Mutex    // fifo, stop and the clocks: shared with the ISR and background work
 	fifo  []byte        // received, not yet taken by the firmware
 	stop  bool          // XOFF sent, XON not yet
 	wake  chan struct{} // real mode: bytes arrived
@@ -90,10 +89,10 @@ type timedByte struct {
 	at time.Duration
 }
 
-func newUARTRX(c *cpu, ctx context.Context, state *fwState, flow bool, tx *console) *uartRX {
+func newUARTRX(m *sim.Machine, ctx context.Context, state *Firmware, flow bool, tx *console) *uartRX {
 	u := &uartRX{
-		c: c, ctx: ctx, state: state, flow: flow, tx: tx, fast: c.dev.cfg.Fast,
-		speed: func() int { return int(c.dev.uartBaud.Load()) },
+		m: m, ctx: ctx, state: state, flow: flow, tx: tx, fast: m.Fast(),
+		speed: m.UARTBaud,
 		wake:  make(chan struct{}, 1),
 		rxbuf: make([]byte, 16<<10),
 	}
@@ -105,7 +104,7 @@ func newUARTRX(c *cpu, ctx context.Context, state *fwState, flow bool, tx *conso
 func (u *uartRX) isr() {
 	buf := make([]byte, 64)
 	for {
-		n, err := u.c.dev.toDev.recv(u.ctx, buf, u.speed, time.Time{})
+		n, err := u.m.Recv(u.ctx, buf, time.Time{})
 		if err != nil {
 			return
 		}
@@ -152,7 +151,7 @@ func (u *uartRX) xoffMark() int {
 	if u.fast {
 		return rxHighMark
 	}
-	return max(rxHighMark-pieceBytes(u.speed()), rxLowMark+1)
+	return max(rxHighMark-u.m.RXPiece(), rxLowMark+1)
 }
 
 // takeLocked removes the oldest byte from the FIFO.
@@ -177,45 +176,8 @@ func (u *uartRX) takeLocked() byte {
 // long reply would overrun the FIFO meanwhile.
 func (u *uartRX) sendFlowControl(b byte) {
 	if u.ctx.Err() == nil {
-		u.c.dev.toHost.sendAhead(b, u.speed())
+		u.m.SendAhead(b)
 	}
-}
-
-// sendAhead queues one byte right after the piece on the wire now; the
-// pieces queued behind it arrive one byte time later.
-func (l *line) sendAhead(b byte, baud int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed || l.dropping {
-		return
-	}
-	pc := piece{data: []byte{b}, baud: baud}
-	i := len(l.pieces)
-	if !l.fast {
-		bt := byteTime(baud)
-		now := time.Now()
-		pc.at = now.Add(bt)
-		if l.busyUntil.After(now) {
-			// keep what has arrived and the piece being sent
-			i = 0
-			for i < len(l.pieces) && !l.pieces[i].at.After(now) {
-				i++
-			}
-			if i < len(l.pieces) {
-				pc.at = l.pieces[i].at.Add(bt)
-				i++
-			}
-			for j := i; j < len(l.pieces); j++ {
-				l.pieces[j].at = l.pieces[j].at.Add(bt)
-			}
-			l.busyUntil = l.busyUntil.Add(bt)
-		} else {
-			l.busyUntil = pc.at
-		}
-	}
-	l.pieces = slices.Insert(l.pieces, i, pc)
-	l.queued++
-	l.wake()
 }
 
 // next waits for the next received byte until deadline (zero: forever);
@@ -260,26 +222,32 @@ func (u *uartRX) wait(deadline time.Time) error {
 // from bytes read off the line.
 func (u *uartRX) nextVirtual(deadline time.Time) (byte, error) {
 	for {
+		u.mu.Lock() // the virtual clock is shared with busy
 		u.admit()
 		if len(u.fifo) > 0 {
 			b := u.takeLocked()
 			u.vnow += rxByteCost
+			u.mu.Unlock()
 			return b, u.ctx.Err()
 		}
 		if len(u.wire) > 0 {
 			u.vnow = u.wire[0].at // idle until the next byte arrives
+			u.mu.Unlock()
 			continue
 		}
-		n, err := u.c.dev.toDev.recv(u.ctx, u.rxbuf, u.speed, deadline)
+		u.mu.Unlock()
+		n, err := u.m.Recv(u.ctx, u.rxbuf, deadline)
 		if err != nil {
 			return 0, err
 		}
-		bt := byteTime(max(u.speed(), 1))
+		bt := sim.WireTime(1, max(u.speed(), 1))
+		u.mu.Lock()
 		for _, b := range u.rxbuf[:n] {
 			at := max(u.vnow, u.last+bt)
 			u.last = at
 			u.wire = append(u.wire, timedByte{b, at})
 		}
+		u.mu.Unlock()
 	}
 }
 
@@ -296,10 +264,14 @@ func (u *uartRX) admit() {
 }
 
 // busy is the firmware working for d without reading the UART. It returns
-// the context's error when the chip is reset meanwhile.
+// the context's error when the chip is reset meanwhile. Background work
+// (a Wi-Fi event saving the configuration) spends the same CPU time as the
+// main loop, hence the lock.
 func (u *uartRX) busy(d time.Duration) error {
+	u.mu.Lock()
 	if u.fast {
 		u.vnow += d
+		u.mu.Unlock()
 		return u.ctx.Err()
 	}
 	// The firmware's own clock runs ahead of the wall clock by the work it
@@ -312,6 +284,7 @@ func (u *uartRX) busy(d time.Duration) error {
 	}
 	u.clock = u.clock.Add(d)
 	ahead := u.clock.Sub(now)
+	u.mu.Unlock()
 	if ahead < time.Millisecond {
 		return u.ctx.Err()
 	}
