@@ -58,6 +58,11 @@ const (
 	stubInflate      = 0xC7
 	stubNotEnough    = 0xC8
 	stubTooMuch      = 0xC9
+	// stubNotImplemented answers a command esp-flasher-stub knows but does
+	// not implement on this chip (GET_SECURITY_INFO on the ESP32: its
+	// command_handler.c returns RESPONSE_CMD_NOT_IMPLEMENTED, sent as FF 00;
+	// measured on the ESP32 emulator).
+	stubNotImplemented = 0xFF
 )
 
 // syncPayload is what SYNC carries: 07 07 12 20 and 32 bytes of 0x55.
@@ -97,7 +102,18 @@ type loader struct {
 	stub bool
 
 	dec     slip.Decoder
-	lastVal uint32 // ROM replies carry the last READ_REG value
+	lastVal uint32 // ROM replies carry the last READ_REG (or SYNC) value
+
+	// The ROM answers an unknown command by sending its previous reply's
+	// header again (op and value) with status 01 05, as many times as that
+	// reply went out: eight times after SYNC, once after anything else.
+	// Measured on the ESP32 emulator (real v3 mask ROM): after reset an
+	// unknown op gets 01 00 04 00 00 00 00 00 01 05 00 00 once; after SYNC,
+	// 01 08 04 00 07 07 12 20 01 05 00 00 eight times (and again eight
+	// times for a second unknown op); after READ_REG, 01 0A 04 00 <value>
+	// 01 05 00 00 once.
+	lastOp     byte
+	lastRepeat int
 
 	mem      []memSegment
 	memBegun bool
@@ -120,7 +136,8 @@ type reply struct {
 
 // romLoader serves the download protocol until the chip leaves it.
 func (c *cpu) romLoader() error {
-	l := &loader{c: c, chip: c.dev.chip}
+	// before any reply, the header it repeats is all zeros, sent once
+	l := &loader{c: c, chip: c.dev.chip, lastRepeat: 1}
 	l.dec.MaxFrame = 0x4000 + 64
 	c.dev.autobaud.Store(true)
 	c.dev.setState("download")
@@ -192,13 +209,19 @@ func (l *loader) send(op byte, value uint32, data []byte, fail byte) error {
 	binary.LittleEndian.PutUint32(body[4:], value)
 	body = append(body, data...)
 	body = append(body, status...)
+	l.lastOp, l.lastRepeat = op, 1
 	return l.c.send(slip.Encode(nil, body))
 }
 
 // handle runs one request frame.
 func (l *loader) handle(frame []byte) error {
+	if len(frame) >= 8 && frame[0] != 0x00 && l.stub {
+		// esp-flasher-stub (command_handler.c, handle_command) answers a
+		// frame that is not a request with its op byte and "invalid command"
+		return l.send(frame[1], 0, nil, stubInvalidCmd)
+	}
 	if len(frame) < 8 || frame[0] != 0x00 {
-		return nil // not a request: the loader ignores it
+		return nil // not a request: the ROM ignores it
 	}
 	op := frame[1]
 	size := int(binary.LittleEndian.Uint16(frame[2:]))
@@ -206,6 +229,9 @@ func (l *loader) handle(frame []byte) error {
 	data := frame[8:]
 	if size != len(data) {
 		return l.fail(op, romInvalidMessage, stubBadDataLen)
+	}
+	if l.stub && op == opSecurityInfo && l.chip.SecurityInfo == chips.SecurityInfoNone {
+		return l.send(op, 0, nil, stubNotImplemented)
 	}
 	if !l.supports(op) {
 		return l.unsupported(op)
@@ -266,15 +292,24 @@ func (l *loader) refuse(romCode, stubCode byte) error {
 	return cmdError{romCode}
 }
 
-// unsupported answers a command this ROM or stub does not know. The ROM's
-// answer carries another opcode and the "invalid message" status, which is
-// how esptool and esptool-js recognise an unsupported command; the stub
-// echoes the opcode with its "invalid command" code.
+// unsupported answers a command this ROM or stub does not know. The ROM
+// repeats its previous reply's header with "invalid message" (01 05), as
+// often as that reply was sent (see lastOp); esptool recognises an
+// unsupported command by an op byte other than the request's with that
+// status. esp-flasher-stub echoes the op with "invalid command" (C3 00,
+// command_handler.c; measured on the ESP32 emulator).
 func (l *loader) unsupported(op byte) error {
 	if l.stub {
 		return l.send(op, 0, nil, stubInvalidCmd)
 	}
-	return l.send(0x00, l.lastVal, nil, romInvalidMessage)
+	n := l.lastRepeat
+	for i := 0; i < n; i++ {
+		if err := l.send(l.lastOp, l.lastVal, nil, romInvalidMessage); err != nil {
+			return err
+		}
+	}
+	l.lastRepeat = n
+	return nil
 }
 
 func (l *loader) supports(op byte) bool {
@@ -304,12 +339,18 @@ func (l *loader) sync(data []byte) error {
 	var v uint32 = 0x20120707
 	if l.stub {
 		v = 0
+	} else {
+		// The ROM's later replies carry SYNC's value until a READ_REG
+		// replaces it (measured on the ESP32 emulator: SPI_ATTACH right
+		// after SYNC answers with value 0x20120707).
+		l.lastVal = v
 	}
 	for i := 0; i < 8; i++ {
 		if err := l.send(opSync, v, nil, 0); err != nil {
 			return err
 		}
 	}
+	l.lastRepeat = 8
 	return nil
 }
 
