@@ -239,6 +239,13 @@ func (c *Conn) ReadResponse(ctx context.Context, op byte, timeout time.Duration)
 			if len(body) == 4 || len(body) == 36 {
 				sl = 4
 			}
+		} else if op != OpSync && !repliesWithData(op) && len(body) != sl {
+			// Only status bytes: 2 from a stub, 4 from an ESP32-family
+			// ROM. The other count means the loader changed under us
+			// (the chip was reset while the stub ran); read with the
+			// wrong length, a ROM's failure (01 05 00 00) would pass for
+			// success (00 00).
+			return nil, fmt.Errorf("reply to command 0x%02X has %d status bytes, want %d: %w", op, len(body), sl, ErrLoaderChanged)
 		}
 		if len(body) < sl {
 			return nil, fmt.Errorf("reply to command 0x%02X too short (%d bytes)", op, len(body))
@@ -248,6 +255,22 @@ func (c *Conn) ReadResponse(ctx context.Context, op byte, timeout time.Duration)
 		copy(r.Status[:], body[len(body)-sl:])
 		return r, nil
 	}
+}
+
+// ErrLoaderChanged is a reply in the other loader's format: the ROM
+// answering where the stub ran (the chip was reset), or the other way round.
+var ErrLoaderChanged = errors.New("another loader answered than the one this connection uses (was the chip reset?)")
+
+// repliesWithData reports whether replies to op carry data before the
+// status bytes (Espressif's serial protocol documentation): the MD5, the
+// security info and the ROM's slow flash read. Every other reply is value
+// and status only.
+func repliesWithData(op byte) bool {
+	switch op {
+	case OpSPIFlashMD5, OpSecurityInfo, OpReadFlashSlow:
+		return true
+	}
+	return false
 }
 
 // Command sends a request and waits for its reply; a failure status

@@ -285,3 +285,37 @@ func TestLateRepliesNotTakenForCurrent(t *testing.T) {
 		})
 	}
 }
+
+// A chip reset while the stub runs brings its ROM back, and the ROM
+// answers a data block it was not prepared for with 01 05 00 00 (four
+// status bytes on the ESP32; measured on the ESP32 emulator with a reset in
+// the middle of a write). Read as a stub reply, the last two bytes would
+// say success; it must be an error instead.
+func TestReplyFromAnotherLoader(t *testing.T) {
+	tests := []struct {
+		name      string
+		statusLen int
+		reply     []byte
+	}{
+		{"ROM reply to a stub session", 2, []byte{1, 0x11, 4, 0, 7, 7, 0x12, 0x20, 1, 5, 0, 0}},
+		{"stub reply to a ROM session", 4, []byte{1, 0x11, 2, 0, 0, 0, 0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sent := false
+			p := &scriptPort{next: func() []byte {
+				if sent {
+					return nil
+				}
+				sent = true
+				return slip.Encode(nil, tt.reply)
+			}}
+			c := NewConn(p)
+			c.StatusLen = tt.statusLen
+			_, err := c.Command(context.Background(), OpFlashDeflData, make([]byte, 20), 0, 300*time.Millisecond)
+			if !errors.Is(err, ErrLoaderChanged) {
+				t.Fatalf("err = %v, want ErrLoaderChanged", err)
+			}
+		})
+	}
+}
