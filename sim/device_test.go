@@ -130,13 +130,17 @@ func TestESP8266BannerAtBootBaud(t *testing.T) {
 //     real v3 mask ROM): an unknown op is answered with the previous
 //     reply's op byte and value and status 01 05 00 00, as many times as
 //     that reply was sent (8 after SYNC); a known op with a bad length
-//     gets its own op byte with 01 05 00 00. The ESP8266 ROM's answer
+//     gets its own op byte with 01 05 00 00, and so does a FLASH_DATA,
+//     FLASH_DEFL_DATA or MEM_DATA block without its BEGIN (what a ROM sees
+//     when the chip was reset under the stub). The ESP8266 ROM's answer
 //     (2 status bytes) is esptool's: loader.py command() treats "another
 //     op, status (non-zero, 05)" as unsupported and drains 8 repeats.
 //   - Stub: esp-flasher-stub's command_handler.c (handle_command: unknown
 //     op -> RESPONSE_INVALID_COMMAND 0xC300; s_get_security_info ->
-//     RESPONSE_CMD_NOT_IMPLEMENTED 0xFF00 on the ESP32), both measured on
-//     the ESP32 emulator with the stub mos uploads.
+//     RESPONSE_CMD_NOT_IMPLEMENTED 0xFF00 on the ESP32; s_erase_region ->
+//     RESPONSE_BAD_DATA_LEN 0xC000 for a wrong length), all measured on the
+//     ESP32 emulator with the stub mos uploads (READ_FLASH_SLOW, a ROM-only
+//     command, is unknown to it: C3 00).
 func TestUnknownCommandAnswers(t *testing.T) {
 	hdr := func(op byte, statusLen int, value uint32, status ...byte) []byte {
 		f := []byte{1, op, byte(statusLen), 0}
@@ -190,6 +194,12 @@ func TestUnknownCommandAnswers(t *testing.T) {
 			{0x0A, le(0x40001000), [][]byte{hdr(0x0A, 4, magic)}},
 			{0x0D, le(0, 0), [][]byte{hdr(0x0D, 4, magic)}},
 		}},
+		{"rom: data blocks without a BEGIN", "esp32", false, []step{
+			{0x08, syncData, syncOK},
+			{0x11, append(le(100, 0, 0, 0), make([]byte, 100)...), [][]byte{hdr(0x11, 4, 0x20120707, 1, 5)}},
+			{0x03, append(le(100, 0, 0, 0), make([]byte, 100)...), [][]byte{hdr(0x03, 4, 0x20120707, 1, 5)}},
+			{0x07, append(le(4, 0, 0, 0), 1, 2, 3, 4), [][]byte{hdr(0x07, 4, 0x20120707, 1, 5)}},
+		}},
 		{"esp8266 rom: unknown op after SYNC", "esp8266", false, []step{
 			{0x08, syncData, rep(hdr(0x08, 2, 0x20120707), 8)},
 			{0x14, nil, rep(hdr(0x08, 2, 0x20120707, 1, 5), 8)},
@@ -199,6 +209,12 @@ func TestUnknownCommandAnswers(t *testing.T) {
 		}},
 		{"stub: known op not implemented on the ESP32", "esp32", true, []step{
 			{0x14, nil, [][]byte{hdr(0x14, 2, 0, 0xFF)}},
+		}},
+		{"stub: the ROM's slow read is unknown to it", "esp32", true, []step{
+			{0x0E, le(0, 16), [][]byte{hdr(0x0E, 2, 0, 0xC3)}},
+		}},
+		{"stub: ERASE_REGION without its 8 bytes", "esp32", true, []step{
+			{0xD1, nil, [][]byte{hdr(0xD1, 2, 0, 0xC0)}},
 		}},
 		{"stub: SYNC", "esp32", true, []step{
 			{0x08, syncData, rep(hdr(0x08, 2, 0), 8)},
