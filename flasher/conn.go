@@ -59,6 +59,10 @@ type Conn struct {
 
 	// Junk collects bytes seen outside frames (boot messages), bounded.
 	Junk []byte
+
+	// unanswered is set when a command got no reply in time: its reply
+	// may still come, and must not pass for the next command's.
+	unanswered bool
 }
 
 // NewConn wraps an open port.
@@ -276,12 +280,21 @@ func repliesWithData(op byte) bool {
 // Command sends a request and waits for its reply; a failure status
 // becomes a *DeviceError.
 func (c *Conn) Command(ctx context.Context, op byte, data []byte, chk uint32, timeout time.Duration) (*Response, error) {
+	if c.unanswered {
+		// the previous command's late reply has the same shape as this
+		// one's when the command is retried: let it arrive and drop it
+		if err := c.settle(ctx); err != nil {
+			return nil, err
+		}
+		c.unanswered = false
+	}
 	if err := c.Send(op, data, chk); err != nil {
 		return nil, err
 	}
 	r, err := c.ReadResponse(ctx, op, timeout)
 	if err != nil {
 		if errors.Is(err, errTimeout) {
+			c.unanswered = true
 			return nil, fmt.Errorf("no reply to command 0x%02X within %v", op, timeout)
 		}
 		return nil, err

@@ -319,3 +319,44 @@ func TestReplyFromAnotherLoader(t *testing.T) {
 		})
 	}
 }
+
+// slowPort answers READ_REG with the register's address as its value,
+// each reply after the next of delays.
+type slowPort struct {
+	romPort
+	delays []time.Duration
+}
+
+func (p *slowPort) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var dec slip.Decoder
+	var req []byte
+	for _, c := range b {
+		if r, _ := dec.Push(c); r == slip.Frame {
+			req = dec.Frame()
+		}
+	}
+	d := p.delays[0]
+	p.delays = p.delays[1:]
+	f := append([]byte{1, OpReadReg, 4, 0}, req[8:12]...)
+	p.queue = append(p.queue, timedBytes{time.Now().Add(d), slip.Encode(nil, append(f, 0, 0, 0, 0))})
+	return len(b), nil
+}
+
+// A command that timed out may still be answered; that late reply has the
+// op of a retry (or of the same command sent next) and must not be taken
+// for its answer.
+func TestLateReplyAfterTimeoutNotTaken(t *testing.T) {
+	p := &slowPort{delays: []time.Duration{150 * time.Millisecond, time.Millisecond}}
+	c := NewConn(p)
+	c.StatusLen = 4
+	ctx := context.Background()
+	if _, err := c.Command(ctx, OpReadReg, le(0x1111), 0, 50*time.Millisecond); err == nil {
+		t.Fatal("the first READ_REG should time out")
+	}
+	r, err := c.Command(ctx, OpReadReg, le(0x2222), 0, time.Second)
+	if err != nil || r.Value != 0x2222 {
+		t.Fatalf("second READ_REG = %v, %v; want value 0x2222, not the first command's late 0x1111", r, err)
+	}
+}
