@@ -67,7 +67,7 @@ func randomFile(t *testing.T, n int, seed int64) (string, []byte) {
 func TestConnectAfterResets(t *testing.T) {
 	e := start(t, t.TempDir(), "download")
 	for i := 0; i < 20; i++ {
-		e.reset(t)
+		e.resetReady(t)
 		var info chipInfo
 		runJSON(t, &info, "--port", e.port(), "chip-info", "--reset", "none")
 		if info.Chip != wantChip || info.Stub {
@@ -170,6 +170,7 @@ func TestFlashInterruptedByReset(t *testing.T) {
 	t.Logf("interrupted run:\n%s", out.String())
 
 	var res flashResult
+	e.resetReady(t)
 	runJSON(t, &res, "--port", e.port(), "flash", "--reset", "none", arg)
 	if !res.Complete || len(res.Regions) != 1 || res.Regions[0].State != "verified" {
 		t.Fatalf("second run %+v, want the region verified", res)

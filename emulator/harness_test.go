@@ -19,16 +19,23 @@ import (
 	"time"
 )
 
-// icountShift is the emulator's -icount shift. The ROM and the stub wait in
-// virtual time (the ROM's boot, the stub's flash polling), and every virtual
-// nanosecond costs host instructions, so a larger shift (fewer virtual
-// instructions per second) gets through those waits sooner. Measured on a
-// loaded 2-core machine: with shift 4 (start.sh's default) a reset took 4 to
-// 9 s to the ROM's banner and a stub write of 64 KiB ran past mos's 3 s
-// block timeout; with shift 7, 0.2 to 0.9 s and 6.7 s for the whole
-// `mos flash` of 64 KiB. Shift 7 is still 7.8 MIPS of virtual time, enough
-// for the ROM's loader to keep up with the host.
-const icountShift = "7"
+// icountShift is the emulator's -icount shift: each emulated instruction
+// takes 2^shift ns of virtual time. It sets how fast the emulated CPU is
+// compared with the UART and timers, and both directions matter (measured
+// on a loaded 2-core machine with a 64 KiB `mos flash`, which uploads the
+// stub to the ROM at 921600 baud):
+//   - too slow a CPU drops bytes the way a real ROM would not: with shift 9
+//     (2 MIPS) the ROM lost bytes of every stub upload (MEM_DATA answered
+//     01 07, bad checksum); with shift 7 (7.8 MIPS) it did now and then.
+//   - too fast a CPU spends many host instructions on the ROM's and the
+//     stub's timed waits: with shift 4 (62.5 MIPS, start.sh's default) a
+//     reset took 4 to 9 s to the ROM's banner and a stub write ran past
+//     mos's 3 s block timeout.
+//
+// Shift 5 (31 MIPS) is near the ESP32 ROM's own speed (the CPU runs from
+// the 40 MHz crystal in download mode): 5 of 5 writes passed, about 4 s
+// each with the reset.
+const icountShift = "5"
 
 var (
 	toolDir   string // holds the mos binary built for these tests
@@ -162,6 +169,9 @@ func start(t *testing.T, work, boot string) *emu {
 		t.Fatalf("start.sh printed %q, not a process id", out)
 	}
 	t.Cleanup(e.stop)
+	if boot == "download" {
+		e.resetReady(t)
+	}
 	return e
 }
 
@@ -225,6 +235,21 @@ func (e *emu) reset(t *testing.T) {
 	}
 }
 
+// resetReady resets the chip and waits for the ROM's banner, so that what
+// runs next finds the ROM loader up. The emulated ROM takes from a fraction
+// of a second to several on a busy machine to get there (a real chip takes
+// milliseconds); mos's own retries are not meant to cover that.
+func (e *emu) resetReady(t *testing.T) {
+	t.Helper()
+	con := e.listen(t)
+	e.reset(t)
+	out, ok := con.waitFor("boot:0x", time.Minute)
+	con.close()
+	if !ok {
+		t.Fatalf("no ROM banner within a minute of the reset: %q", out)
+	}
+}
+
 // flash reads n bytes of the emulator's flash image at addr.
 func (e *emu) flash(t *testing.T, addr, n int) []byte {
 	t.Helper()
@@ -285,9 +310,16 @@ func runJSON(t *testing.T, v any, args ...string) {
 
 // console collects what the chip prints on its UART.
 type console struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	c   net.Conn
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	c    net.Conn
+	done chan struct{}
+}
+
+// close disconnects from the UART (the emulator takes one client at a time).
+func (con *console) close() {
+	con.c.Close()
+	<-con.done
 }
 
 // listen connects to the emulator's UART and records its output until the
@@ -298,10 +330,9 @@ func (e *emu) listen(t *testing.T) *console {
 	if err != nil {
 		t.Fatalf("emulator UART: %v", err)
 	}
-	con := &console{c: c}
-	done := make(chan struct{})
+	con := &console{c: c, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(con.done)
 		buf := make([]byte, 4096)
 		for {
 			n, err := c.Read(buf)
@@ -313,7 +344,7 @@ func (e *emu) listen(t *testing.T) *console {
 			}
 		}
 	}()
-	t.Cleanup(func() { c.Close(); <-done })
+	t.Cleanup(con.close)
 	return con
 }
 
