@@ -59,6 +59,10 @@ type Conn struct {
 
 	// Junk collects bytes seen outside frames (boot messages), bounded.
 	Junk []byte
+
+	// unanswered is set when a command got no reply in time: its reply
+	// may still come, and must not pass for the next command's.
+	unanswered bool
 }
 
 // NewConn wraps an open port.
@@ -96,47 +100,52 @@ func (e *DeviceError) ExitCode() int { return 7 }
 // ErrUnsupported is returned for a command the ROM or stub does not know.
 var ErrUnsupported = errors.New("command not supported by this chip's loader")
 
+// UnsupportedError is the loader's answer to a command it does not know (or
+// does not implement on this chip). It matches ErrUnsupported.
+type UnsupportedError struct {
+	Op     byte
+	Status [2]byte
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("command 0x%02X not supported by this chip's loader (%s)", e.Op, statusText(e.Status))
+}
+
+// Is makes errors.Is(err, ErrUnsupported) hold.
+func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupported }
+
+// statusMessages explains the first two status bytes of a failed reply,
+// read as a big-endian code as esptool does (util.py, FatalError.WithResult).
+// ROM reasons (01 xx) are those of Espressif's serial protocol
+// documentation ("Status bytes"); stub codes are esp-flasher-stub's
+// (commands.h, esp_response_code), the same as the legacy stub's.
+var statusMessages = map[uint16]string{
+	0x0105: "received message is invalid: bad parameters or length, or a command the ROM does not know",
+	0x0106: "failed to act on the received message",
+	0x0107: "invalid CRC in message",
+	0x0108: "flash write error",
+	0x0109: "flash read error",
+	0x010A: "flash read length error",
+	0x010B: "deflate error",
+	0xC000: "bad data length",
+	0xC100: "bad data checksum",
+	0xC200: "bad block size",
+	0xC300: "invalid command",
+	0xC400: "SPI flash operation failed",
+	0xC500: "SPI flash unlock failed",
+	0xC600: "not in flash mode",
+	0xC700: "inflate error",
+	0xC800: "not enough data",
+	0xC900: "too much data",
+	0xFF00: "command not implemented",
+}
+
 func statusText(s [2]byte) string {
 	code := uint16(s[0])<<8 | uint16(s[1])
-	if s[0] == 0x01 { // ROM: 01 reason
-		switch s[1] {
-		case 0x01:
-			return "invalid input parameter (0x0101)"
-		case 0x05:
-			return "received message is invalid (0x0105)"
-		case 0x06:
-			return "operation failed (0x0106)"
-		case 0x07:
-			return "checksum error (0x0107)"
-		case 0x08:
-			return "flash write error (0x0108)"
-		case 0x09:
-			return "flash read error (0x0109)"
-		case 0x0B:
-			return "deflate error (0x010B)"
-		}
+	if m, ok := statusMessages[code]; ok {
+		return fmt.Sprintf("%s, status 0x%04X", m, code)
 	}
-	switch s[0] {
-	case 0xC0:
-		return "bad data length (0xC000)"
-	case 0xC1:
-		return "bad data checksum (0xC100)"
-	case 0xC2:
-		return "bad block size (0xC200)"
-	case 0xC3:
-		return "invalid command (0xC300)"
-	case 0xC4:
-		return "SPI flash operation failed (0xC400)"
-	case 0xC6:
-		return "not in flash mode (0xC600)"
-	case 0xC7:
-		return "inflate error (0xC700)"
-	case 0xC8:
-		return "not enough data (0xC800)"
-	case 0xC9:
-		return "too much data (0xC900)"
-	}
-	return fmt.Sprintf("status 0x%04X", code)
+	return fmt.Sprintf("unknown status 0x%04X", code)
 }
 
 // Send writes one request frame.
@@ -214,12 +223,19 @@ func (c *Conn) ReadResponse(ctx context.Context, op byte, timeout time.Duration)
 		r := &Response{Op: f[1], Value: binary.LittleEndian.Uint32(f[4:])}
 		body := f[8:]
 		if r.Op != op {
-			// A ROM answers an unknown command with another opcode and
-			// "invalid message" (01 05).
+			// A ROM answers a command it does not know by sending its
+			// previous reply's header again with "invalid message" (01 05):
+			// eight times if that reply was to SYNC (measured on the ESP32
+			// ROM). esptool (loader.py, command()) takes another op with
+			// that status as "unsupported" and drains the repeats; left in
+			// the input they would pass for the next command's answer.
 			if len(body) >= 2 && body[0] != 0 && body[1] == 0x05 {
-				return nil, ErrUnsupported
+				if err := c.settle(ctx); err != nil {
+					return nil, err
+				}
+				return nil, &UnsupportedError{Op: op, Status: [2]byte{body[0], body[1]}}
 			}
-			continue
+			continue // a reply to an earlier command
 		}
 		sl := c.StatusLen
 		if sl == 0 {
@@ -227,6 +243,13 @@ func (c *Conn) ReadResponse(ctx context.Context, op byte, timeout time.Duration)
 			if len(body) == 4 || len(body) == 36 {
 				sl = 4
 			}
+		} else if op != OpSync && !repliesWithData(op) && len(body) != sl {
+			// Only status bytes: 2 from a stub, 4 from an ESP32-family
+			// ROM. The other count means the loader changed under us
+			// (the chip was reset while the stub ran); read with the
+			// wrong length, a ROM's failure (01 05 00 00) would pass for
+			// success (00 00).
+			return nil, fmt.Errorf("reply to command 0x%02X has %d status bytes, want %d: %w", op, len(body), sl, ErrLoaderChanged)
 		}
 		if len(body) < sl {
 			return nil, fmt.Errorf("reply to command 0x%02X too short (%d bytes)", op, len(body))
@@ -238,26 +261,86 @@ func (c *Conn) ReadResponse(ctx context.Context, op byte, timeout time.Duration)
 	}
 }
 
+// ErrLoaderChanged is a reply in the other loader's format: the ROM
+// answering where the stub ran (the chip was reset), or the other way round.
+var ErrLoaderChanged = errors.New("another loader answered than the one this connection uses (was the chip reset?)")
+
+// repliesWithData reports whether replies to op carry data before the
+// status bytes (Espressif's serial protocol documentation): the MD5, the
+// security info and the ROM's slow flash read. Every other reply is value
+// and status only.
+func repliesWithData(op byte) bool {
+	switch op {
+	case OpSPIFlashMD5, OpSecurityInfo, OpReadFlashSlow:
+		return true
+	}
+	return false
+}
+
 // Command sends a request and waits for its reply; a failure status
 // becomes a *DeviceError.
 func (c *Conn) Command(ctx context.Context, op byte, data []byte, chk uint32, timeout time.Duration) (*Response, error) {
+	if c.unanswered {
+		// the previous command's late reply has the same shape as this
+		// one's when the command is retried: let it arrive and drop it
+		if err := c.settle(ctx); err != nil {
+			return nil, err
+		}
+		c.unanswered = false
+	}
 	if err := c.Send(op, data, chk); err != nil {
 		return nil, err
 	}
 	r, err := c.ReadResponse(ctx, op, timeout)
 	if err != nil {
 		if errors.Is(err, errTimeout) {
+			c.unanswered = true
 			return nil, fmt.Errorf("no reply to command 0x%02X within %v", op, timeout)
 		}
 		return nil, err
 	}
 	if r.Status[0] != 0 {
-		if r.Status[0] == 0xC3 || (r.Status[0] == 0x01 && r.Status[1] == 0x05 && op == OpSecurityInfo) {
-			return r, ErrUnsupported
+		// esp-flasher-stub: C3 00 for an op it does not know, FF 00 for
+		// one it does not implement on this chip (command_handler.c)
+		if r.Status[0] == 0xC3 || r.Status[0] == 0xFF {
+			return r, &UnsupportedError{Op: op, Status: r.Status}
 		}
 		return r, &DeviceError{Op: op, Status: r.Status}
 	}
 	return r, nil
+}
+
+// Quiet-line wait after an unsupported-command answer: the ROM sends its
+// repeats back to back (eight 14-byte frames take 10 ms at 115200 baud), so
+// a pause of settleQuiet means they are all in; settleMax bounds the wait
+// on a line that never goes quiet. esptool sleeps 0.2 s instead.
+const (
+	settleQuiet = 100 * time.Millisecond
+	settleMax   = time.Second
+)
+
+// settle waits until nothing has arrived for settleQuiet (at most
+// settleMax), then drops everything received: what is still coming
+// belongs to a command already answered.
+func (c *Conn) settle(ctx context.Context) error {
+	chunk := make([]byte, 1024)
+	for deadline := time.Now().Add(settleMax); time.Now().Before(deadline); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := c.p.SetReadTimeout(min(settleQuiet, time.Until(deadline))); err != nil {
+			return err
+		}
+		n, err := c.p.Read(chunk)
+		if err != nil && !errors.Is(err, port.ErrTimeout) {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	c.Flush()
+	return nil
 }
 
 // ReadReg reads a 32-bit register or memory word.

@@ -226,12 +226,23 @@ func appendBounded(dst, src []byte) []byte {
 
 var syncPayload = append([]byte{0x07, 0x07, 0x12, 0x20}, bytes.Repeat([]byte{0x55}, 32)...)
 
-// sync sends one SYNC and collects the loader's eight answers.
+// SYNC's timing. esptool (loader.py, sync()) waits 0.1 s for the first
+// reply; a ROM sends the other seven right behind it (about 1.2 ms each at
+// 115200 baud, measured back to back on the ESP32 emulator), so a gap of
+// syncGap means no more are coming.
+const (
+	syncTimeout = 100 * time.Millisecond
+	syncGap     = 100 * time.Millisecond
+)
+
+// sync sends one SYNC and collects the loader's eight answers. Whatever is
+// still on its way after that is dropped before the next command, so a
+// late SYNC reply is never read as the answer to something else.
 func (c *Conn) sync(ctx context.Context) (bool, error) {
 	if err := c.Send(OpSync, syncPayload, 0); err != nil {
 		return false, err
 	}
-	r, err := c.ReadResponse(ctx, OpSync, 100*time.Millisecond)
+	r, err := c.ReadResponse(ctx, OpSync, syncTimeout)
 	if err != nil {
 		return false, err
 	}
@@ -243,13 +254,25 @@ func (c *Conn) sync(ctx context.Context) (bool, error) {
 	if n := len(r.Body); n == 2 || n == 4 {
 		c.StatusLen = n
 	}
+	// ROMs answer with a non-zero value, flasher stubs with 0 (esptool
+	// takes 0 in all eight as "a stub is running").
 	stub := r.Value == 0
+	all := true
 	for i := 0; i < 7; i++ {
-		extra, err := c.ReadResponse(ctx, OpSync, 100*time.Millisecond)
+		extra, err := c.ReadResponse(ctx, OpSync, syncGap)
 		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			all = false
 			break
 		}
 		stub = stub && extra.Value == 0
+	}
+	if all {
+		c.Flush()
+	} else if err := c.settle(ctx); err != nil {
+		return false, err
 	}
 	return stub, nil
 }
@@ -285,12 +308,15 @@ func (l *Loader) detect(ctx context.Context) error {
 			return nil
 		}
 	} else if !errors.Is(err, ErrUnsupported) {
+		// A matching op with a failure status (01 05 from a ROM that
+		// takes the length for wrong) also means "no chip id here", as
+		// esptool's connect() treats any FatalError.
 		var de *DeviceError
 		if !errors.As(err, &de) {
 			return fmt.Errorf("reading security info: %w", err)
 		}
 	}
-	l.Flush()
+	// an unsupported answer's repeats were drained by ReadResponse
 	magic, err := l.ReadReg(ctx, chips.DetectMagicAddr)
 	if err != nil {
 		return fmt.Errorf("reading chip magic: %w", err)

@@ -433,7 +433,7 @@ func (h *HostPort) setLines(dtr, rts *bool) error {
 }
 
 func (h *HostPort) ResetInputBuffer() error {
-	h.dev.toHost.discard()
+	h.dev.toHost.purgeArrived()
 	return nil
 }
 

@@ -124,23 +124,131 @@ func TestESP8266BannerAtBootBaud(t *testing.T) {
 	}
 }
 
-// Unsupported commands: the ROM answers with another opcode and status
-// 01 05, which is how esptool and esptool-js recognise them.
-func TestUnsupportedCommand(t *testing.T) {
-	for _, chip := range []string{"esp8266", "esp32"} {
-		p, _ := open(t, "sim://"+chip+"?fast=1")
-		enterDownload(t, p)
-		p.Write(request(0x08, syncData, 0))
-		frames(p, 100*time.Millisecond)
-		p.Write(request(0x14, nil, 0))
-		fs := frames(p, 100*time.Millisecond)
-		if len(fs) != 1 {
-			t.Fatalf("%s: %d replies to GET_SECURITY_INFO, want 1", chip, len(fs))
+// How the ROM and the flasher stub answer unknown commands and known ones
+// with a bad length. Sources of the expected bytes:
+//   - ROM: measured on the ESP32 emulator (Espressif's QEMU running the
+//     real v3 mask ROM): an unknown op is answered with the previous
+//     reply's op byte and value and status 01 05 00 00, as many times as
+//     that reply was sent (8 after SYNC); a known op with a bad length
+//     gets its own op byte with 01 05 00 00, and so does a FLASH_DATA,
+//     FLASH_DEFL_DATA or MEM_DATA block without its BEGIN (what a ROM sees
+//     when the chip was reset under the stub). The ESP8266 ROM's answer
+//     (2 status bytes) is esptool's: loader.py command() treats "another
+//     op, status (non-zero, 05)" as unsupported and drains 8 repeats.
+//   - Stub: esp-flasher-stub's command_handler.c (handle_command: unknown
+//     op -> RESPONSE_INVALID_COMMAND 0xC300; s_get_security_info ->
+//     RESPONSE_CMD_NOT_IMPLEMENTED 0xFF00 on the ESP32; s_erase_region ->
+//     RESPONSE_BAD_DATA_LEN 0xC000 for a wrong length), all measured on the
+//     ESP32 emulator with the stub mos uploads (READ_FLASH_SLOW, a ROM-only
+//     command, is unknown to it: C3 00).
+func TestUnknownCommandAnswers(t *testing.T) {
+	hdr := func(op byte, statusLen int, value uint32, status ...byte) []byte {
+		f := []byte{1, op, byte(statusLen), 0}
+		f = binary.LittleEndian.AppendUint32(f, value)
+		f = append(f, status...)
+		return append(f, make([]byte, statusLen-len(status))...)
+	}
+	rep := func(f []byte, n int) [][]byte {
+		out := make([][]byte, n)
+		for i := range out {
+			out[i] = f
 		}
-		f := fs[0]
-		if f[0] != 1 || f[1] == 0x14 || len(f) < 10 || f[8] == 0 || f[9] != 0x05 {
-			t.Errorf("%s: reply % x is not the ROM's unsupported-command answer", chip, f)
-		}
+		return out
+	}
+	type step struct {
+		op   byte
+		data []byte
+		want [][]byte // nil: not checked
+	}
+	const magic = 0x00F01D83 // READ_REG 0x40001000 on the ESP32
+	syncOK := rep(hdr(0x08, 4, 0x20120707), 8)
+	tests := []struct {
+		name  string
+		chip  string
+		stub  bool
+		steps []step
+	}{
+		{"rom: unknown op right after reset", "esp32", false, []step{
+			{0x99, nil, [][]byte{hdr(0x00, 4, 0, 1, 5)}},
+		}},
+		{"rom: unknown op after SYNC, twice", "esp32", false, []step{
+			{0x08, syncData, syncOK},
+			{0x14, nil, rep(hdr(0x08, 4, 0x20120707, 1, 5), 8)},
+			{0x14, nil, rep(hdr(0x08, 4, 0x20120707, 1, 5), 8)},
+		}},
+		{"rom: unknown op after READ_REG", "esp32", false, []step{
+			{0x08, syncData, syncOK},
+			{0x0A, le(0x40001000), [][]byte{hdr(0x0A, 4, magic)}},
+			{0x99, nil, [][]byte{hdr(0x0A, 4, magic, 1, 5)}},
+			{0xD1, nil, [][]byte{hdr(0x0A, 4, magic, 1, 5)}},
+		}},
+		{"rom: known op with a bad length, then unknown", "esp32", false, []step{
+			{0x08, syncData, syncOK},
+			{0x0B, nil, [][]byte{hdr(0x0B, 4, 0x20120707, 1, 5)}},
+			{0x99, nil, [][]byte{hdr(0x0B, 4, 0x20120707, 1, 5)}},
+			{0x02, le(0, 0, 0x400), [][]byte{hdr(0x02, 4, 0x20120707, 1, 5)}},
+		}},
+		{"rom: replies carry SYNC's value until READ_REG", "esp32", false, []step{
+			{0x08, syncData, syncOK},
+			{0x0D, le(0, 0), [][]byte{hdr(0x0D, 4, 0x20120707)}},
+			{0x0A, le(0x40001000), [][]byte{hdr(0x0A, 4, magic)}},
+			{0x0D, le(0, 0), [][]byte{hdr(0x0D, 4, magic)}},
+		}},
+		{"rom: data blocks without a BEGIN", "esp32", false, []step{
+			{0x08, syncData, syncOK},
+			{0x11, append(le(100, 0, 0, 0), make([]byte, 100)...), [][]byte{hdr(0x11, 4, 0x20120707, 1, 5)}},
+			{0x03, append(le(100, 0, 0, 0), make([]byte, 100)...), [][]byte{hdr(0x03, 4, 0x20120707, 1, 5)}},
+			{0x07, append(le(4, 0, 0, 0), 1, 2, 3, 4), [][]byte{hdr(0x07, 4, 0x20120707, 1, 5)}},
+		}},
+		{"esp8266 rom: unknown op after SYNC", "esp8266", false, []step{
+			{0x08, syncData, rep(hdr(0x08, 2, 0x20120707), 8)},
+			{0x14, nil, rep(hdr(0x08, 2, 0x20120707, 1, 5), 8)},
+		}},
+		{"stub: unknown op", "esp32", true, []step{
+			{0x99, nil, [][]byte{hdr(0x99, 2, 0, 0xC3)}},
+		}},
+		{"stub: known op not implemented on the ESP32", "esp32", true, []step{
+			{0x14, nil, [][]byte{hdr(0x14, 2, 0, 0xFF)}},
+		}},
+		{"stub: the ROM's slow read is unknown to it", "esp32", true, []step{
+			{0x0E, le(0, 16), [][]byte{hdr(0x0E, 2, 0, 0xC3)}},
+		}},
+		{"stub: ERASE_REGION without its 8 bytes", "esp32", true, []step{
+			{0xD1, nil, [][]byte{hdr(0xD1, 2, 0, 0xC0)}},
+		}},
+		{"stub: SYNC", "esp32", true, []step{
+			{0x08, syncData, rep(hdr(0x08, 2, 0), 8)},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, _ := open(t, "sim://"+tt.chip+"?fast=1")
+			if tt.stub {
+				l, err := flasher.Connect(context.Background(), p, flasher.ConnectOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				uploadStub(t, l)
+			} else {
+				enterDownload(t, p)
+			}
+			for i, st := range tt.steps {
+				p.Write(request(st.op, st.data, 0))
+				got := frames(p, 100*time.Millisecond)
+				if st.want == nil {
+					continue
+				}
+				if len(got) != len(st.want) {
+					t.Fatalf("step %d (op %02X): %d replies %x, want %d: % x", i, st.op, len(got), got, len(st.want), st.want[0])
+				}
+				for j := range got {
+					if !bytes.Equal(got[j], st.want[j]) {
+						t.Fatalf("step %d (op %02X) reply %d: % x, want % x", i, st.op, j, got[j], st.want[j])
+					}
+				}
+			}
+		})
 	}
 }
 

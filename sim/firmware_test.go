@@ -66,6 +66,12 @@ func TestFirmwareHandOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
+			// the power-on boot must be over (it finds blank flash and
+			// loops) before the app is written, or it would run the app
+			// itself, as a power-on and not an EN reset
+			if out := readFor(p, 200*time.Millisecond); !strings.Contains(out, "POWERON") {
+				t.Fatalf("no power-on banner: %q", out)
+			}
 			writeBootableFlash(t, dev, false)
 			dev.PressReset(false)
 			out := readFor(p, 300*time.Millisecond)

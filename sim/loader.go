@@ -61,6 +61,11 @@ const (
 	stubInflate      = 0xC7
 	stubNotEnough    = 0xC8
 	stubTooMuch      = 0xC9
+	// stubNotImplemented answers a command esp-flasher-stub knows but does
+	// not implement on this chip (GET_SECURITY_INFO on the ESP32: its
+	// command_handler.c returns RESPONSE_CMD_NOT_IMPLEMENTED, sent as FF 00;
+	// measured on the ESP32 emulator).
+	stubNotImplemented = 0xFF
 )
 
 // syncPayload is what SYNC carries: 07 07 12 20 and 32 bytes of 0x55.
@@ -100,7 +105,18 @@ type loader struct {
 	stub bool
 
 	dec     slip.Decoder
-	lastVal uint32 // ROM replies carry the last READ_REG value
+	lastVal uint32 // ROM replies carry the last READ_REG (or SYNC) value
+
+	// The ROM answers an unknown command by sending its previous reply's
+	// header again (op and value) with status 01 05, as many times as that
+	// reply went out: eight times after SYNC, once after anything else.
+	// Measured on the ESP32 emulator (real v3 mask ROM): after reset an
+	// unknown op gets 01 00 04 00 00 00 00 00 01 05 00 00 once; after SYNC,
+	// 01 08 04 00 07 07 12 20 01 05 00 00 eight times (and again eight
+	// times for a second unknown op); after READ_REG, 01 0A 04 00 <value>
+	// 01 05 00 00 once.
+	lastOp     byte
+	lastRepeat int
 
 	mem      []memSegment
 	memBegun bool
@@ -131,7 +147,8 @@ type reply struct {
 
 // romLoader serves the download protocol until the chip leaves it.
 func (c *cpu) romLoader() error {
-	l := &loader{c: c, chip: c.dev.chip, flashLimit: romDefaultFlashSize, md5Buf: make([]byte, 32)}
+	// before any reply, the header it repeats is all zeros, sent once
+	l := &loader{c: c, chip: c.dev.chip, lastRepeat: 1, flashLimit: romDefaultFlashSize, md5Buf: make([]byte, 32)}
 	// The ROM's receive buffer holds one 0x1800-byte block and its header;
 	// a longer frame is dropped unanswered (measured on the ESP32 emulator:
 	// a 0x2000-byte MEM_DATA gets no reply).
@@ -206,13 +223,19 @@ func (l *loader) send(op byte, value uint32, data []byte, fail byte) error {
 	binary.LittleEndian.PutUint32(body[4:], value)
 	body = append(body, data...)
 	body = append(body, status...)
+	l.lastOp, l.lastRepeat = op, 1
 	return l.c.send(slip.Encode(nil, body))
 }
 
 // handle runs one request frame.
 func (l *loader) handle(frame []byte) error {
+	if len(frame) >= 8 && frame[0] != 0x00 && l.stub {
+		// esp-flasher-stub (command_handler.c, handle_command) answers a
+		// frame that is not a request with its op byte and "invalid command"
+		return l.send(frame[1], 0, nil, stubInvalidCmd)
+	}
 	if len(frame) < 8 || frame[0] != 0x00 {
-		return nil // not a request: the loader ignores it
+		return nil // not a request: the ROM ignores it
 	}
 	op := frame[1]
 	size := int(binary.LittleEndian.Uint16(frame[2:]))
@@ -220,6 +243,9 @@ func (l *loader) handle(frame []byte) error {
 	data := frame[8:]
 	if size != len(data) {
 		return l.fail(op, romInvalidMessage, stubBadDataLen)
+	}
+	if l.stub && op == opSecurityInfo && l.chip.SecurityInfo == chips.SecurityInfoNone {
+		return l.send(op, 0, nil, stubNotImplemented)
 	}
 	if !l.supports(op) {
 		return l.unsupported(op)
@@ -280,15 +306,24 @@ func (l *loader) refuse(romCode, stubCode byte) error {
 	return cmdError{romCode}
 }
 
-// unsupported answers a command this ROM or stub does not know. The ROM's
-// answer carries another opcode and the "invalid message" status, which is
-// how esptool and esptool-js recognise an unsupported command; the stub
-// echoes the opcode with its "invalid command" code.
+// unsupported answers a command this ROM or stub does not know. The ROM
+// repeats its previous reply's header with "invalid message" (01 05), as
+// often as that reply was sent (see lastOp); esptool recognises an
+// unsupported command by an op byte other than the request's with that
+// status. esp-flasher-stub echoes the op with "invalid command" (C3 00,
+// command_handler.c; measured on the ESP32 emulator).
 func (l *loader) unsupported(op byte) error {
 	if l.stub {
 		return l.send(op, 0, nil, stubInvalidCmd)
 	}
-	return l.send(0x00, l.lastVal, nil, romInvalidMessage)
+	n := l.lastRepeat
+	for i := 0; i < n; i++ {
+		if err := l.send(l.lastOp, l.lastVal, nil, romInvalidMessage); err != nil {
+			return err
+		}
+	}
+	l.lastRepeat = n
+	return nil
 }
 
 func (l *loader) supports(op byte) bool {
@@ -318,12 +353,18 @@ func (l *loader) sync(data []byte) error {
 	var v uint32 = 0x20120707
 	if l.stub {
 		v = 0
+	} else {
+		// The ROM's later replies carry SYNC's value until a READ_REG
+		// replaces it (measured on the ESP32 emulator: SPI_ATTACH right
+		// after SYNC answers with value 0x20120707).
+		l.lastVal = v
 	}
 	for i := 0; i < 8; i++ {
 		if err := l.send(opSync, v, nil, 0); err != nil {
 			return err
 		}
 	}
+	l.lastRepeat = 8
 	return nil
 }
 
@@ -338,7 +379,7 @@ func checksum(data []byte) uint32 {
 }
 
 func (l *loader) exec(op byte, data []byte, chk uint32) (reply, error) {
-	if l.needsAttach(op) {
+	if l.needsAttach(op) && reachesFlash(op, data) {
 		return reply{}, l.stuckOnFlash()
 	}
 	switch op {
@@ -449,6 +490,22 @@ func (l *loader) needsAttach(op byte) bool {
 	return false
 }
 
+// reachesFlash reports whether a flash command is well formed, so that the
+// ROM gets as far as the flash: a bad length is refused with 01 05 before
+// (measured on the ESP32 emulator: a 12-byte FLASH_BEGIN is answered with
+// its own op byte and 01 05).
+func reachesFlash(op byte, data []byte) bool {
+	switch op {
+	case opFlashBegin, opFlashDeflBegin:
+		return len(data) == 16 || len(data) == 20
+	case opSPIFlashMD5:
+		return len(data) == 16
+	case opReadFlashSlow:
+		return len(data) == 8
+	}
+	return false
+}
+
 // stuckOnFlash is the ROM reaching a flash chip whose pins are not
 // connected: it polls the status register for the end of a busy state
 // that never comes, and answers nothing until reset. (The emulator cannot
@@ -505,9 +562,9 @@ func (l *loader) memData(data []byte, chk uint32) (reply, error) {
 	}
 	if !l.memBegun {
 		// Measured on the ESP32 emulator: MEM_DATA with no MEM_BEGIN
-		// before it is answered 00 00; the data goes nowhere the host
-		// can use.
-		return reply{}, nil
+		// since the reset is answered with its own op byte and 01 05,
+		// whatever its checksum.
+		return reply{}, cmdError{romInvalidMessage}
 	}
 	// Measured on the ESP32 emulator: a bad checksum gives 01 07; a
 	// sequence number other than the next one (a skipped or repeated

@@ -44,8 +44,9 @@ func TestROMMemAnswers(t *testing.T) {
 		name  string
 		steps []step
 	}{
-		// measured: MEM_DATA with no MEM_BEGIN before it is answered 00 00
-		{"data before begin", []step{{flasher.OpMemData, memData(0, block), chk, [2]byte{}}}},
+		// measured: MEM_DATA with no MEM_BEGIN since the reset is answered
+		// 01 05, with a good checksum too (after SYNC, and after READ_REG)
+		{"data before begin", []step{{flasher.OpMemData, memData(0, block), chk, [2]byte{1, 5}}}},
 		// measured: a first block numbered 1 gives 01 05
 		{"skipped sequence number", []step{
 			{flasher.OpMemBegin, begin, 0, [2]byte{}},

@@ -209,6 +209,19 @@ func (l *line) discard() {
 	l.mu.Unlock()
 }
 
+// purgeArrived drops what has reached the receiver but not been read, as a
+// host's input purge (tcflush) does: bytes still on the wire arrive after it.
+func (l *line) purgeArrived() {
+	l.mu.Lock()
+	now := time.Now()
+	for len(l.pieces) > 0 && (l.pieces[0].at.IsZero() || !l.pieces[0].at.After(now)) {
+		l.queued -= len(l.pieces[0].data)
+		l.pieces = l.pieces[1:]
+	}
+	l.wake()
+	l.mu.Unlock()
+}
+
 // setDropping makes the line lose what is sent while the receiver is not
 // listening.
 func (l *line) setDropping(on bool) {
