@@ -31,6 +31,12 @@ import (
 // download-mode reset: esptool's DEFAULT_RESET_DELAY (esptool/reset.py).
 const DefaultResetDelay = 50 * time.Millisecond
 
+// leaveGrace is how long a new client waits for the previous one's
+// session to wind down (its reader notices the disconnect within
+// pollInterval, then the port is released): a tool that reconnects at once,
+// as mos does between commands, is not refused.
+const leaveGrace = time.Second
+
 // pollInterval bounds how long the port reader waits before it looks
 // whether its client has gone.
 const pollInterval = 50 * time.Millisecond
@@ -60,7 +66,8 @@ type Server struct {
 	baud int // the rate each client starts at, restored after it leaves
 
 	mu     sync.Mutex
-	client string // address of the connected client; "" when free
+	client string        // address of the connected client; "" when free
+	left   chan struct{} // closed when that client's session has ended
 	done   chan struct{}
 	err    error // the port failed: the server stops
 }
@@ -146,34 +153,62 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, wrap func(net.Conn,
 			}
 			return err
 		}
-		addr := conn.RemoteAddr().String()
-		if busy := s.claim(addr); busy != "" {
-			s.log("refused %s: the port is in use by %s", addr, busy)
-			// Plain text, before any negotiation: a telnet or raw client
-			// shows it as it is.
-			conn.SetWriteDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(conn, "%s is in use by another client (%s); try again when it has disconnected\r\n", s.p.Name(), busy)
-			conn.Close()
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			addr := conn.RemoteAddr().String()
+			left, busy := s.claim(ctx, addr)
+			if busy != "" {
+				s.refuse(conn, addr, busy)
+				return
+			}
+			defer close(left)
 			s.session(ctx, conn, addr, wrap)
 		}()
 	}
 }
 
-// claim makes addr the client unless there is one; it returns the
-// current client's address when busy.
-func (s *Server) claim(addr string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != "" {
-		return s.client
+// claim makes addr the client, once the previous client (if any) has
+// left within leaveGrace. It returns the channel to close when the session
+// ends, or the current client's address when the port stays busy.
+func (s *Server) claim(ctx context.Context, addr string) (left chan struct{}, busy string) {
+	timer := time.NewTimer(leaveGrace)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if s.client == "" {
+			s.client, s.left = addr, make(chan struct{})
+			left := s.left
+			s.mu.Unlock()
+			return left, ""
+		}
+		busy, prev := s.client, s.left
+		s.mu.Unlock()
+		select {
+		case <-prev:
+		case <-timer.C:
+			return nil, busy
+		case <-ctx.Done():
+			return nil, busy
+		}
 	}
-	s.client = addr
-	return ""
+}
+
+// refuse tells a client that the port is busy and closes its connection.
+func (s *Server) refuse(conn net.Conn, addr, busy string) {
+	s.log("refused %s: the port is in use by %s", addr, busy)
+	defer conn.Close()
+	// Plain text, before any negotiation: a telnet or raw client shows it
+	// as it is, and mos's client reports it.
+	conn.SetDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(conn, "%s is in use by another client (%s); try again when it has disconnected\r\n", s.p.Name(), busy)
+	// Closing with the client's negotiation unread would reset the
+	// connection and lose the message: end our side, then read until the
+	// client closes (or the deadline).
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		io.Copy(io.Discard, conn)
+	}
 }
 
 func (s *Server) portErr() error {

@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -179,6 +180,12 @@ func TestOneClientAtATime(t *testing.T) {
 	c.Close()
 	if !strings.Contains(msg, "in use") || !strings.Contains(msg, firstAddr) {
 		t.Errorf("refused client read %q, want it to say the port is in use by %s", msg, firstAddr)
+	}
+	// mos's client reports the refusal as a busy port, with the message.
+	_, err = port.Open(ctx, "rfc2217://"+srv.addr, port.DefaultBaud)
+	var pe *port.Error
+	if !errors.As(err, &pe) || pe.Kind != port.KindBusy || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second mos client: %v, want a busy port error with the server's message", err)
 	}
 	if l := waitLog(t, srv.logs, "refused"); !strings.Contains(l, firstAddr) {
 		t.Errorf("log %q does not name the client holding the port", l)
