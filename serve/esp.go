@@ -93,7 +93,7 @@ func (l *espLines) playLocked(seq flasher.ResetSequence) {
 	go func() {
 		defer l.wg.Done()
 		l.seq.Lock()
-		l.s.debug("%s: playing the %s sequence", l.s.p.Name(), seq.Name)
+		l.s.debug("playing the %s sequence on the port", seq.Name)
 		// Not cancelled: a sequence cut short could leave EN low. The
 		// longest takes 100 ms plus the reset delay.
 		err := seq.Run(context.Background(), l.s.p)
