@@ -38,8 +38,8 @@ func (o *serveOptions) validate() error {
 	if o.rawBaud <= 0 {
 		return output.Usagef("--raw-baud must be positive, not %d", o.rawBaud)
 	}
-	if o.resetDelay < 0 || o.resetDelay > 5*time.Second {
-		return output.Usagef("--reset-delay must be between 0 and 5s, not %v", o.resetDelay)
+	if o.resetDelay <= 0 || o.resetDelay > 5*time.Second {
+		return output.Usagef("--reset-delay must be more than 0 and at most 5s, not %v", o.resetDelay)
 	}
 	return nil
 }

@@ -122,6 +122,7 @@ func TestServeUsage(t *testing.T) {
 		{"no port", []string{"serve"}, "--port"},
 		{"nothing to serve", []string{"--port", "sim://esp32", "serve", "--listen", ""}, "--listen"},
 		{"bad raw baud", []string{"--port", "sim://esp32", "serve", "--raw-baud", "0"}, "--raw-baud"},
+		{"zero reset delay", []string{"--port", "sim://esp32", "serve", "--reset-delay", "0"}, "--reset-delay"},
 		{"sim: bad chip", []string{"sim", "serve", "--chip", "esp99"}, "esp99"},
 		{"sim: bad board", []string{"sim", "serve", "--board", "breadboard"}, "breadboard"},
 	} {
