@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/flasher"
 	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/sim"
@@ -263,5 +264,45 @@ func TestStopLeavesPortReleased(t *testing.T) {
 				t.Errorf("port after stop: %v, want it to end D0 R0 B115200 P", ops)
 			}
 		})
+	}
+}
+
+// TestUpstreamRFC2217: the served port can itself be an RFC 2217 server
+// (a plain one, here the device's own), as when a lab machine already
+// runs ser2net: the resets are played on it, through it, and mos's
+// client reads the chip.
+func TestUpstreamRFC2217(t *testing.T) {
+	c, err := chips.ByKey("esp32c3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := sim.New(sim.Config{Chip: c, Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnUp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCtx, stopUp := context.WithCancel(context.Background())
+	upDone := make(chan error, 1)
+	go func() { upDone <- dev.ServeRFC2217(upCtx, lnUp) }()
+	// Registered before serveSim's cleanup, so it runs after it.
+	t.Cleanup(func() { stopUp(); <-upDone; dev.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv := serveSim(t, "rfc2217://"+lnUp.Addr().String(), Options{})
+	p, err := port.Open(ctx, "rfc2217://"+srv.addr, port.DefaultBaud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l, err := flasher.Connect(ctx, p, flasher.ConnectOptions{Reset: "classic"})
+	if err != nil {
+		t.Fatalf("connect through two servers: %v (device state %q)", err, dev.State())
+	}
+	if info, err := l.ReadInfo(ctx); err != nil || info.Chip != "ESP32-C3" {
+		t.Fatalf("chip info: %+v %v", info, err)
 	}
 }
