@@ -120,7 +120,7 @@ func TestEsptoolJSThroughServe(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("server log:\n%s\nboot log: %q", log, res.BootLog)
 	}
-	for _, want := range []string{"client 127.0.0.1:", "playing the classic(50ms) sequence on the port", "playing the hard-reset sequence on the port"} {
+	for _, want := range []string{"client 127.0.0.1:", "playing the download-mode sequence on the port", "playing the hard-reset sequence on the port"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("server log lacks %q:\n%s", want, log)
 		}

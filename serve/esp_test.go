@@ -90,28 +90,30 @@ func TestESPLines(t *testing.T) {
 		name   string
 		client string // D/R changes and W<ms> waits, as the client sends them
 		want   []string
+		io0Low time.Duration // at least this long after EN's release (0: DefaultResetDelay)
 	}{
 		// mos --reset classic (flasher.ClassicReset(50ms)).
-		{"mos classic", "D0|R1|W100|D1|R0|W50|D0", append([]string{"D0"}, downloadSeq...)},
+		{"mos classic", "D0|R1|W100|D1|R0|W50|D0", append([]string{"D0"}, downloadSeq...), 0},
 		// esptool-js 0.7 ClassicReset: setSignals(false, true), 100 ms,
 		// setSignals(true, false), 50 ms, setSignals(false, false); a
 		// bridge sends DTR before RTS.
-		{"esptool-js classic", "D0|R1|W100|D1|R0|W50|D0|R0", append([]string{"D0"}, downloadSeq...)},
+		{"esptool-js classic", "D0|R1|W100|D1|R0|W50|D0|R0", append([]string{"D0"}, downloadSeq...), 0},
 		// esptool ClassicReset: _setRTS re-sends DTR (esptool/reset.py).
-		{"esptool classic", "D0|R1|D0|W100|D1|R0|D1|W50|D0", append([]string{"D0", "D0"}, downloadSeq...)},
-		// A long reset delay (esptool's second attempt) changes nothing here.
-		{"classic, long delay", "D0|R1|W100|D1|R0|W550|D0", append(append([]string{"D0"}, downloadSeq...), "D0")},
+		{"esptool classic", "D0|R1|D0|W100|D1|R0|D1|W50|D0", append([]string{"D0", "D0"}, downloadSeq...), 0},
+		// A long reset delay (esptool's and mos's second attempt, for a
+		// slow EN circuit): IO0 is held until the client releases DTR.
+		{"classic, long delay", "D0|R1|W100|D1|R0|W550|D0", append([]string{"D0"}, downloadSeq...), 400 * time.Millisecond},
 		// mos's flasher.HardReset.
-		{"mos hard reset", "D0|R1|W100|R0", append([]string{"D0"}, hardSeq...)},
+		{"mos hard reset", "D0|R1|W100|R0", append([]string{"D0"}, hardSeq...), 0},
 		// esptool HardReset: RTS pulse, DTR re-sent after each RTS change.
-		{"esptool hard reset", "R1|D0|W100|R0|D0", append([]string{"D0"}, hardSeq...)},
+		{"esptool hard reset", "R1|D0|W100|R0|D0", append([]string{"D0"}, hardSeq...), 0},
 		// RTS asserted alone holds nothing: EN is driven only by sequences.
-		{"RTS asserted alone", "R1|W50", nil},
+		{"RTS asserted alone", "R1|W50", nil, 0},
 		// RTS released without having been asserted is no reset request.
-		{"RTS released alone", "R0|W50", nil},
+		{"RTS released alone", "R0|W50", nil, 0},
 		// Two download requests: each DTR assertion after a release.
 		{"two classic resets", "D0|R1|W100|D1|R0|W50|D0|W200|D0|R1|W100|D1|R0|W50|D0",
-			slices.Concat([]string{"D0"}, downloadSeq, []string{"D0"}, downloadSeq)},
+			slices.Concat([]string{"D0"}, downloadSeq, []string{"D0"}, downloadSeq), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +146,7 @@ func TestESPLines(t *testing.T) {
 			if !slices.Equal(ops, tt.want) {
 				t.Fatalf("port saw %v, want %v", ops, tt.want)
 			}
-			checkTiming(t, ops, at)
+			checkTiming(t, ops, at, max(tt.io0Low, DefaultResetDelay))
 		})
 	}
 }
@@ -162,8 +164,8 @@ func splitSeq(s string) []string {
 
 // checkTiming checks every played sequence's waits: EN low (R1 to the
 // release) at least 100 ms, and IO0 low after EN's release for at least
-// DefaultResetDelay.
-func checkTiming(t *testing.T, ops []string, at []time.Time) {
+// io0Low.
+func checkTiming(t *testing.T, ops []string, at []time.Time, io0Low time.Duration) {
 	t.Helper()
 	for i := range ops {
 		if ops[i] != "R1" {
@@ -181,8 +183,8 @@ func checkTiming(t *testing.T, ops []string, at []time.Time) {
 			k := slices.Index(ops[j:], "D0") + j
 			if k < j {
 				t.Errorf("IO0 never released: %v", ops)
-			} else if d := at[k].Sub(at[j]); d < DefaultResetDelay {
-				t.Errorf("IO0 released %v after EN, want >= %v", d, DefaultResetDelay)
+			} else if d := at[k].Sub(at[j]); d < io0Low {
+				t.Errorf("IO0 released %v after EN, want >= %v", d, io0Low)
 			}
 		}
 	}

@@ -28,7 +28,7 @@ func (o *serveOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.listenRaw, "listen-raw", "", "address for raw TCP clients (empty: none)")
 	f.IntVar(&o.rawBaud, "raw-baud", 115200, "baud rate the raw TCP port runs at")
 	f.BoolVar(&o.plain, "plain", false, "pass DTR/RTS changes through as they arrive, like ser2net, instead of playing ESP reset sequences here")
-	f.DurationVar(&o.resetDelay, "reset-delay", serve.DefaultResetDelay, "how long IO0 stays low after EN is released in a download-mode reset")
+	f.DurationVar(&o.resetDelay, "reset-delay", serve.DefaultResetDelay, "how long IO0 stays low after EN is released in a download-mode reset (longer if the client releases DTR later)")
 }
 
 func (o *serveOptions) validate() error {
