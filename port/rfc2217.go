@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -104,7 +105,13 @@ func (p *rfc2217Port) awaitNegotiation(ctx context.Context) error {
 	case <-p.readerDone:
 		p.mu.Lock()
 		err := p.readErr
+		said := strings.TrimSpace(string(p.buf[p.off:min(len(p.buf), p.off+300)]))
 		p.mu.Unlock()
+		if said != "" {
+			// A server that closes before negotiating and says why (a
+			// busy `mos serve`, ser2net's "port in use") is refusing us.
+			return &Error{Kind: KindBusy, Port: p.name, Op: "open", Err: fmt.Errorf("the server refused the connection: %q", said)}
+		}
 		if err == nil {
 			err = fail(errNoNegotiation)
 		}

@@ -10,11 +10,16 @@ import (
 	"github.com/mos-tool/mos/rfc2217"
 )
 
-// ServeRFC2217 lets RFC 2217 clients (esptool, esptool-js through a
-// bridge, mos itself) use the device over TCP, with baud rate and the DTR
-// and RTS lines carried, as a ser2net-style serial server would. One client
-// at a time: others are disconnected at once, as a busy port refuses them.
-// It returns when ctx ends or ln fails.
+// ServeRFC2217 lets RFC 2217 clients use the device over TCP, with baud
+// rate and the DTR and RTS lines passed through change by change, as a
+// plain ser2net would: the reference a test compares mos's client against.
+// One client at a time: others are disconnected at once, as a busy port
+// refuses them. It returns when ctx ends or ln fails.
+//
+// `mos serve` and `mos sim serve` use package serve instead, which plays
+// ESP reset sequences on the port so that esptool can reset the board over
+// a network; this package cannot import it (serve builds on port, which
+// builds on sim).
 func (d *Device) ServeRFC2217(ctx context.Context, ln net.Listener) error {
 	return d.serve(ctx, ln, func(conn net.Conn, hp *HostPort) (io.ReadWriter, error) {
 		return rfc2217.NewServerConn(conn, serverHandler{hp}, hp.BaudRate())

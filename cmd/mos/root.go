@@ -71,6 +71,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newFlashCmd(a),
 		newFlashReadCmd(a),
 		newFlashEraseCmd(a),
+		newServeCmd(a),
 		newSimCmd(a),
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
