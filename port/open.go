@@ -15,7 +15,25 @@ const DefaultBaud = 115200
 
 // Open opens the port named by addr (see the package comment for the forms)
 // at the given baud rate (DefaultBaud when zero).
+//
+// When a running `mos console` holds that port and lends it (package
+// port/share), the port returned goes through the console instead: same
+// Name, same behaviour, and the console shows what was done. See
+// WithBorrower for how the caller learns of it.
 func Open(ctx context.Context, addr string, baud int) (Port, error) {
+	if baud <= 0 {
+		baud = DefaultBaud
+	}
+	if p, ok, err := borrow(ctx, addr, baud); ok || err != nil {
+		return p, err
+	}
+	return OpenDirect(ctx, addr, baud)
+}
+
+// OpenDirect is Open without going through a console that lends the port:
+// for the console itself, which must not borrow from its own endpoint when
+// it reopens a port that came back.
+func OpenDirect(ctx context.Context, addr string, baud int) (Port, error) {
 	if baud <= 0 {
 		baud = DefaultBaud
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,12 @@ func openRFC2217(ctx context.Context, name, hostport string, baud int) (Port, er
 	if err != nil {
 		return nil, err
 	}
+	return startRFC2217(ctx, name, conn, baud)
+}
+
+// startRFC2217 runs the client side of RFC 2217 on an open connection (a
+// TCP one, or the Unix socket of a console lending its port).
+func startRFC2217(ctx context.Context, name string, conn net.Conn, baud int) (*rfc2217Port, error) {
 	p := &rfc2217Port{
 		tcpStream:  newTCPStream(name, conn, baud),
 		neg:        rfc2217.NewClientNegotiator(),
