@@ -60,7 +60,7 @@ func (l *Lender) relay(conn net.Conn, h *relayHandler, baud int) error {
 	if err := l.p.SetReadTimeout(pollInterval); err != nil {
 		return err
 	}
-	sc, err := rfc2217.NewServerConn(conn, h, baud)
+	sc, err := rfc2217.NewServerConn(&tolerantConn{Conn: conn}, h, baud)
 	if err != nil {
 		return nil // the borrower went before it started
 	}
@@ -209,4 +209,28 @@ func noLines(err error) error {
 		return nil
 	}
 	return err
+}
+
+// tolerantConn keeps a borrower's last commands from being lost: a
+// command typically ends with a reset and closes its port at once, before
+// the replies to those control changes can reach it. Once a write fails,
+// writes are dropped as if sent, so the rest of what the borrower sent
+// before it closed is still read and applied; the end of its stream then
+// ends the session.
+type tolerantConn struct {
+	net.Conn
+	failed atomic.Bool
+}
+
+func (c *tolerantConn) Write(b []byte) (int, error) {
+	if c.failed.Load() {
+		return len(b), nil
+	}
+	if _, err := c.Conn.Write(b); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return 0, err // our own Close: the session is over
+		}
+		c.failed.Store(true)
+	}
+	return len(b), nil
 }
