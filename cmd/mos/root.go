@@ -48,6 +48,7 @@ func newRootCmd(a *app) *cobra.Command {
 				return &output.UsageError{Err: err, Command: cmd.CommandPath()}
 			}
 			a.out = output.New(a.stdout, a.stderr, a.opts.JSON, a.opts.Verbose)
+			cmd.SetContext(borrowContext(cmd.Context(), cmd, a))
 			return nil
 		},
 	}
