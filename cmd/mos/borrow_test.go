@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -181,5 +182,46 @@ func TestCommandsThroughConsole(t *testing.T) {
 	}
 	if len(events) != 2*n {
 		t.Fatalf("%d hook calls for %d commands: %q", len(events), n, events)
+	}
+}
+
+// helperArgsEnv makes the test binary run one mos command line (see
+// TestHelperMos): a second process, as a second shell would be.
+const helperArgsEnv = "MOS_BORROW_TEST_ARGS"
+
+// TestHelperMos is not a test: started by TestCommandFromAnotherProcess
+// with helperArgsEnv set, it runs mos with those arguments and exits.
+func TestHelperMos(t *testing.T) {
+	args := os.Getenv(helperArgsEnv)
+	if args == "" {
+		return
+	}
+	os.Exit(run(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
+}
+
+// `mos config set` from another process while the console holds the port
+// (the demo firmware starts at debug.level 2).
+func TestCommandFromAnotherProcess(t *testing.T) {
+	url, _ := demoDevice(t, "&fast=1")
+	c := holdAndLend(t, url)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMos$")
+	cmd.Env = append(os.Environ(), helperArgsEnv+"="+strings.Join([]string{"--port", url, "config", "set", "debug.level=1"}, "\x1f"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("mos config set in another process: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "going through it") || !strings.Contains(stdout.String(), "saved") {
+		t.Fatalf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	s := c.returned(t, 1)
+	if s.Borrower.Who != "mos config set" || s.Borrower.PID != cmd.Process.Pid || s.Err != nil {
+		t.Fatalf("summary %+v", s)
+	}
+	// The device has the setting (asked through the console again).
+	r := mos{}.run(t, "--port", url, "config", "get", "debug.level")
+	if r.code != 0 || r.stdout != "1\n" {
+		t.Fatalf("config get: exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
 }
