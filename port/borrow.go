@@ -44,7 +44,7 @@ func borrow(ctx context.Context, addr string, baud int) (p Port, ok bool, err er
 	if addr == "" {
 		return nil, false, nil
 	}
-	path, err := endpoint.Path(addr)
+	path, err := endpoint.Path(addr, false)
 	if err != nil {
 		return nil, false, nil // no sharing directory: nobody can lend
 	}

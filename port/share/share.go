@@ -154,7 +154,7 @@ type Lender struct {
 // of p. It fails when the sharing directory cannot be used or another
 // process already offers the same port.
 func Offer(ctx context.Context, p port.Port, h Hooks) (*Lender, error) {
-	path, err := endpoint.Path(p.Name())
+	path, err := endpoint.Path(p.Name(), true)
 	if err != nil {
 		return nil, fmt.Errorf("offer %s to other mos commands: %w", p.Name(), err)
 	}

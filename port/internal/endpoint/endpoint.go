@@ -62,18 +62,26 @@ func Canonical(name string) string {
 	return name
 }
 
-// Dir returns the directory the endpoints live in, creating it: mos/ in
-// $XDG_RUNTIME_DIR (private to the user by the XDG specification), else
-// mos-UID/ in the temporary directory. It must belong to the user and be
-// closed to everyone else, since whoever can connect gets the serial line.
-func Dir() (string, error) {
+// Dir returns the directory the endpoints live in, creating it when
+// create is set (a lender): mos/ in $XDG_RUNTIME_DIR (private to the user
+// by the XDG specification), else mos-UID/ in the temporary directory. It
+// must belong to the user and be closed to everyone else: whoever can
+// connect gets the serial line, and whoever can put a socket there gets
+// the commands.
+func Dir(create bool) (string, error) {
 	var dir string
 	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && filepath.IsAbs(x) {
 		dir = filepath.Join(x, "mos")
 	} else {
 		dir = filepath.Join(os.TempDir(), fmt.Sprintf("mos-%d", os.Getuid()))
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if !create {
+		// A borrower only looks: opening a port must not leave
+		// directories behind.
+		if _, err := os.Lstat(dir); err != nil {
+			return "", err
+		}
+	} else if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("create the directory for port sharing: %w", err)
 	}
 	if err := checkPrivate(dir); err != nil {
@@ -82,10 +90,11 @@ func Dir() (string, error) {
 	return dir, nil
 }
 
-// Path returns the Unix socket path of the endpoint for the port name.
-// A hash keeps it short: a socket path is limited to about 100 bytes.
-func Path(name string) (string, error) {
-	dir, err := Dir()
+// Path returns the Unix socket path of the endpoint for the port name,
+// creating the directory when create is set (see Dir). A hash keeps it
+// short: a socket path is limited to about 100 bytes.
+func Path(name string, create bool) (string, error) {
+	dir, err := Dir(create)
 	if err != nil {
 		return "", err
 	}

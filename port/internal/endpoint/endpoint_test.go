@@ -40,12 +40,12 @@ func TestCanonical(t *testing.T) {
 func TestPathPrivateAndStable(t *testing.T) {
 	run := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", run)
-	a, err := Path("/dev/ttyUSB0")
+	a, err := Path("/dev/ttyUSB0", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Path("serial:///dev/ttyUSB0")
-	c, _ := Path("/dev/ttyUSB1")
+	b, _ := Path("serial:///dev/ttyUSB0", true)
+	c, _ := Path("/dev/ttyUSB1", true)
 	if a != b || a == c || filepath.Dir(a) != filepath.Join(run, "mos") || len(a) > 100 {
 		t.Fatalf("paths %q %q %q", a, b, c)
 	}
@@ -58,7 +58,7 @@ func TestPathPrivateAndStable(t *testing.T) {
 	}
 	// A directory others may enter is refused: they could plant a socket.
 	os.Chmod(filepath.Dir(a), 0o755)
-	if _, err := Path("/dev/ttyUSB0"); err == nil || !strings.Contains(err.Error(), "open to other users") {
+	if _, err := Path("/dev/ttyUSB0", true); err == nil || !strings.Contains(err.Error(), "open to other users") {
 		t.Fatalf("open directory accepted: %v", err)
 	}
 }
@@ -69,12 +69,24 @@ func TestPathWithoutRuntimeDir(t *testing.T) {
 	t.Setenv("XDG_RUNTIME_DIR", "")
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	p, err := Path("/dev/ttyUSB0")
+	p, err := Path("/dev/ttyUSB0", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(p, tmp+string(filepath.Separator)+"mos-") {
 		t.Fatalf("path %q not under %q", p, tmp)
+	}
+}
+
+// A borrower only looks: it creates no directory.
+func TestPathBorrowerCreatesNothing(t *testing.T) {
+	run := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", run)
+	if _, err := Path("/dev/ttyUSB0", false); err == nil {
+		t.Fatal("a path without the directory")
+	}
+	if _, err := os.Lstat(filepath.Join(run, "mos")); !os.IsNotExist(err) {
+		t.Fatalf("directory made by a borrower: %v", err)
 	}
 }
 
