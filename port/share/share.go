@@ -15,13 +15,22 @@
 // holder when the line goes and comes back, with a Summary of what was
 // done.
 //
+// What the holder must do:
+//   - open its port with port.OpenDirect (port.Open would borrow from a
+//     console, its own endpoint included when it reopens a port);
+//   - after Offer, use only Lender.Port for reads, writes and control;
+//   - when the port fails (unplugged), close Lender.Port (or Lender.Close
+//     and close the port), and once it is back, open it and Offer again;
+//   - keep the hooks short; they may run during Close.
+//
 // One borrower at a time. A second one waits up to a second (a command
 // that reopens the port at once is not refused), then is refused with a
 // message naming the command that has the line: a queued command would
 // look hung for as long as, say, a flash takes.
 //
 // Windows has Unix sockets since Windows 10 (1803); the socket is put in
-// the user's temporary directory there. Only Linux and macOS are tested.
+// the user's temporary directory there. Tested on Linux; macOS and Windows
+// are only built.
 package share
 
 import (
