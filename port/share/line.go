@@ -106,7 +106,7 @@ func (l *Lender) lentError() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.current != nil {
-		return fmt.Errorf("%s: %w to %s", l.name, ErrLent, *l.current)
+		return fmt.Errorf("%s: %w (%s has it)", l.name, ErrLent, *l.current)
 	}
 	return fmt.Errorf("%s: %w", l.name, ErrLent)
 }

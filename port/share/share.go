@@ -118,7 +118,8 @@ func (s Summary) String() string {
 
 // Hooks tell the holder about borrowers. They are called from the
 // lender's goroutines, one borrower at a time, and must return promptly
-// (a terminal UI sends itself a message); they must not use Lender.Port.
+// (a terminal UI sends itself a message); they must not use Lender.Port
+// or call Close, which waits for them.
 type Hooks struct {
 	// Name is how borrowers are told who holds the port; default
 	// "mos console (pid N)".
