@@ -61,9 +61,9 @@ func TestBorrowAnswers(t *testing.T) {
 		maxTime  time.Duration
 	}{
 		// Another port's endpoint under the same hash: open directly.
-		{"other port", endpoint.Reply(endpoint.ReplyOther, "/dev/ttyUSB9"), false, "", time.Second},
-		{"busy", endpoint.Reply(endpoint.ReplyBusy, "lent to mos flash (pid 7)"), true, "port is busy (another program has it open): lent to mos flash (pid 7)", time.Second},
-		{"unknown reply", "WHAT\tever\n", true, `answered "WHAT ever"`, time.Second},
+		{"other port", endpoint.Reply(endpoint.ReplyOther, "/dev/ttyUSB9"), false, "", 3 * time.Second},
+		{"busy", endpoint.Reply(endpoint.ReplyBusy, "lent to mos flash (pid 7)"), true, "port is busy (another program has it open): lent to mos flash (pid 7)", 3 * time.Second},
+		{"unknown reply", "WHAT\tever\n", true, `answered "WHAT ever"`, 3 * time.Second},
 		// A console that accepts but never answers (stopped with ^Z) is
 		// not waited for longer than the hello timeout.
 		{"no answer", "", true, "did not answer", endpoint.HelloTimeout + time.Second},
