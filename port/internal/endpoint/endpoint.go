@@ -73,7 +73,11 @@ func Dir(create bool) (string, error) {
 	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && filepath.IsAbs(x) {
 		dir = filepath.Join(x, "mos")
 	} else {
-		dir = filepath.Join(os.TempDir(), fmt.Sprintf("mos-%d", os.Getuid()))
+		dir = filepath.Join(os.TempDir(), "mos")
+		if uid := os.Getuid(); uid >= 0 { // -1 on Windows, where %TEMP% is the user's
+			// /tmp is shared: one directory per user.
+			dir += fmt.Sprintf("-%d", uid)
+		}
 	}
 	if !create {
 		// A borrower only looks: opening a port must not leave
