@@ -49,7 +49,11 @@ func openRFC2217(ctx context.Context, name, hostport string, baud int) (Port, er
 	if err != nil {
 		return nil, err
 	}
-	return startRFC2217(ctx, name, conn, baud)
+	p, err := startRFC2217(ctx, name, conn, baud)
+	if err != nil {
+		return nil, err // not a nil *rfc2217Port in a non-nil Port
+	}
+	return p, nil
 }
 
 // startRFC2217 runs the client side of RFC 2217 on an open connection (a
