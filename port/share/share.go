@@ -176,8 +176,8 @@ func Offer(ctx context.Context, p port.Port, h Hooks) (*Lender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("offer %s to other mos commands: %w", p.Name(), err)
 	}
-	// The directory is private already; this keeps the socket so if it is
-	// ever moved or the directory opened.
+	// The directory is private already; the socket is made the user's
+	// alone as well, should the directory ever be opened up.
 	os.Chmod(path, 0o600)
 	if h.Name == "" {
 		h.Name = fmt.Sprintf("mos console (pid %d)", os.Getpid())
