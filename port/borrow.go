@@ -104,7 +104,7 @@ func borrow(ctx context.Context, addr string, baud int) (p Port, ok bool, err er
 		return nil, true, err
 	}
 	if b.Notify != nil {
-		b.Notify(fmt.Sprintf("%s is held by %s: going through it (it pauses its display and shows what this command does)", addr, strings.TrimSpace(text)))
+		b.Notify(fmt.Sprintf("%s is held by %s: going through it", addr, strings.TrimSpace(text)))
 	}
 	return &borrowedPort{rfc2217Port: rp}, true, nil
 }
