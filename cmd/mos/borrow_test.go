@@ -185,14 +185,14 @@ func TestCommandsThroughConsole(t *testing.T) {
 	}
 }
 
-// helperArgsEnv makes the test binary run one mos command line (see
-// TestHelperMos): a second process, as a second shell would be.
-const helperArgsEnv = "MOS_BORROW_TEST_ARGS"
+// secondProcessEnv makes the test binary run one mos command line (see
+// TestAsSecondProcess): a second process, as a second shell would be.
+const secondProcessEnv = "MOS_BORROW_TEST_ARGS"
 
-// TestHelperMos is not a test: started by TestCommandFromAnotherProcess
-// with helperArgsEnv set, it runs mos with those arguments and exits.
-func TestHelperMos(t *testing.T) {
-	args := os.Getenv(helperArgsEnv)
+// TestAsSecondProcess is not a test: started by TestCommandFromAnotherProcess
+// with secondProcessEnv set, it runs mos with those arguments and exits.
+func TestAsSecondProcess(t *testing.T) {
+	args := os.Getenv(secondProcessEnv)
 	if args == "" {
 		return
 	}
@@ -205,8 +205,8 @@ func TestCommandFromAnotherProcess(t *testing.T) {
 	url, _ := demoDevice(t, "&fast=1")
 	c := holdAndLend(t, url)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperMos$")
-	cmd.Env = append(os.Environ(), helperArgsEnv+"="+strings.Join([]string{"--port", url, "config", "set", "debug.level=1"}, "\x1f"))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAsSecondProcess$")
+	cmd.Env = append(os.Environ(), secondProcessEnv+"="+strings.Join([]string{"--port", url, "config", "set", "debug.level=1"}, "\x1f"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
