@@ -109,13 +109,25 @@ func borrow(ctx context.Context, addr string, baud int) (p Port, ok bool, err er
 	return &borrowedPort{rfc2217Port: rp}, true, nil
 }
 
-// bufferedConn reads first what a bufio.Reader took from the connection.
+// writeStall bounds how long one write to the console may wait: the
+// console relays to the device as fast as the line takes it, so a write
+// that waits this long means a console that stopped reading (suspended
+// with ^Z, say), and the command fails instead of hanging.
+var writeStall = 20 * time.Second
+
+// bufferedConn reads first what a bufio.Reader took from the connection,
+// and bounds each write by writeStall.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
 }
 
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func (c *bufferedConn) Write(b []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(writeStall))
+	return c.Conn.Write(b)
+}
 
 // borrowedPort is an RFC 2217 port over a console's endpoint. Its errors
 // say that the console went away rather than that a device did.

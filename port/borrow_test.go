@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mos-tool/mos/port/internal/endpoint"
+	"github.com/mos-tool/mos/rfc2217"
 )
 
 // fakeLender listens on the endpoint of name and answers each greeting
@@ -98,3 +99,78 @@ func TestBorrowAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A console that takes a command and then stops reading (suspended) makes
+// the command's writes fail after writeStall, not hang.
+func TestBorrowWriteToStalledConsole(t *testing.T) {
+	const name = "sim://esp32?fast=1"
+	dir, err := os.MkdirTemp("", "mos-borrow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	t.Setenv("XDG_RUNTIME_DIR", dir)
+	path, err := endpoint.Path(name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		if _, err := endpoint.ReadHello(br); err != nil {
+			return
+		}
+		conn.Write([]byte(endpoint.Reply(endpoint.ReplyOK, "a stalled console")))
+		// Accept RFC 2217 as a server would, then read nothing more.
+		sc, err := rfc2217.NewServerConn(&bufferedServer{conn, br}, nopHandler{}, 115200)
+		if err != nil {
+			return
+		}
+		sc.Read(make([]byte, 1))
+		<-done
+	}()
+
+	old := writeStall
+	writeStall = 300 * time.Millisecond
+	defer func() { writeStall = old }()
+	p, err := Open(context.Background(), name, 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	chunk := make([]byte, 64<<10)
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		if _, err = p.Write(chunk); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "console that lent the port stopped") {
+		t.Fatalf("writes to a stalled console: %v after %v", err, time.Since(start))
+	}
+}
+
+type bufferedServer struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedServer) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+type nopHandler struct{}
+
+func (nopHandler) SetBaud(int) error       { return nil }
+func (nopHandler) SetDTR(bool) error       { return nil }
+func (nopHandler) SetRTS(bool) error       { return nil }
+func (nopHandler) Purge(rx, tx bool) error { return nil }
