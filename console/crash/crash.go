@@ -314,8 +314,9 @@ var (
 	dumpWords = regexp.MustCompile(`(?:0[xX])?([0-9a-fA-F]{8})`)
 )
 
-// Labels of register values that are return addresses.
-var returnLabels = map[string]bool{"A0": true, "RA": true}
+// Labels of register values that are return addresses: Xtensa's A0 and
+// RISC-V's RA (on RISC-V, A0 is an argument register).
+var returnLabels = map[elf.Machine]string{elf.EM_XTENSA: "A0", elf.EM_RISCV: "RA"}
 
 // Labels of registers that hold no address of the code that ran: status,
 // causes, the faulting data address, and the trap vector base (whose low
@@ -374,7 +375,7 @@ func (d *Decoder) Annotate(line string) []string {
 		}
 		switch {
 		case notCodeLabels[label]:
-		case returnLabels[label]:
+		case label == returnLabels[d.machine]:
 			add(d.LookupReturn(v))
 		case d.InCode(v):
 			add(d.Lookup(v))

@@ -256,6 +256,7 @@ epc1=0x{isr}, epc2=0x00000000, epc3=0x00000000, excvaddr=0x00000000, depc=0x0000
 Core  0 register dump:
 MEPC    : 0x{fault}  RA      : 0x{ret_sensor_read}  SP      : 0x3fc8ff30  GP      : 0x3fc8b600
 TP      : 0x3fc8b6a0  T0      : 0x4005890e  T1      : 0x3fc8f9ec  T2      : 0x00000000
+S0/FP   : 0x3fc8ff50  S1      : 0x3fc8f9ec  A0      : 0x{isr}  A1      : 0x3fc8ff40
 MSTATUS : 0x00001881  MTVEC   : 0x40380001  MCAUSE  : 0x00000007  MTVAL   : 0x00000000
 MHARTID : 0x00000000
 
@@ -268,8 +269,9 @@ ELF file SHA256: 0000000000000000
 Rebooting...`,
 			want: map[int][]string{
 				3:  {at("fault"), at("ret_sensor_read")},
-				9:  {at("ret_app_main")},
+				5:  {at("isr")}, // A0 is an argument register on RISC-V
 				10: {at("ret_app_main")},
+				11: {at("ret_app_main")},
 			},
 		},
 	}
