@@ -24,6 +24,8 @@
 //		// e.g. "0x400d0f5b: sensor_read at main/sensor.c:88"
 //	}
 //
+// Code inlined into a caller is named after the inlined function (the
+// innermost one), with the line of the inlined code, as addr2line -f does.
 // Only values that fall in the ELF's code are decoded, so data pointers and
 // ROM addresses are left alone. Return addresses (Xtensa A0, RISC-V RA, the
 // code words of a stack dump) are decoded one byte back, inside the call
@@ -171,7 +173,10 @@ func (d *Decoder) readDWARF(dw *dwarf.Data) error {
 			if err := d.readLines(dw, e); err != nil {
 				return err
 			}
-		case dwarf.TagSubprogram:
+		case dwarf.TagSubprogram, dwarf.TagInlinedSubroutine:
+			// an inlined copy's ranges lie inside its caller's: the
+			// smaller span wins in Lookup, so the inlined function is
+			// named, as addr2line -f does
 			name := entryName(dw, e)
 			if name == "" {
 				continue

@@ -16,9 +16,16 @@
 
 volatile int sink;
 
+/* Inlined into its caller: the decoder names the inlined function. */
+static inline __attribute__((always_inline)) void clear_flag(int *p)
+{
+	MARK(inlined); p[1] = 0; /* expect: clear_flag */
+}
+
 __attribute__((noinline)) int store_through(int *p, int v)
 {
 	MARK(fault); *p = v; /* expect: store_through */
+	clear_flag(p);
 	return v + 1;
 }
 
