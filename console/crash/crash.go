@@ -226,6 +226,7 @@ func (d *Decoder) readLines(dw *dwarf.Data, cu *dwarf.Entry) error {
 	}
 	var prev dwarf.LineEntry
 	have := false
+	names := map[*dwarf.LineFile]string{} // one string per file, not per row
 	for {
 		var le dwarf.LineEntry
 		if err := lr.Next(&le); err != nil {
@@ -235,7 +236,12 @@ func (d *Decoder) readLines(dw *dwarf.Data, cu *dwarf.Entry) error {
 			return err
 		}
 		if have && le.Address > prev.Address && prev.File != nil {
-			d.rows = append(d.rows, lineSpan{prev.Address, le.Address, cleanPath(prev.File.Name), prev.Line})
+			name, ok := names[prev.File]
+			if !ok {
+				name = cleanPath(prev.File.Name)
+				names[prev.File] = name
+			}
+			d.rows = append(d.rows, lineSpan{prev.Address, le.Address, name, prev.Line})
 		}
 		prev, have = le, !le.EndSequence
 	}
