@@ -161,6 +161,27 @@ func TestLookupMarkers(t *testing.T) {
 	}
 }
 
+// TestWithoutDWARF: a firmware built without -g still names functions
+// (symbol table); a stripped one is refused with what to do.
+func TestWithoutDWARF(t *testing.T) {
+	marks := sourceMarkers(t)
+	syms := symbols(t, testELF(t, "esp32c3.elf"))
+	dec, err := crash.Open(testELF(t, "esp32c3-nodebug.elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fault", "isr"} {
+		loc, ok := dec.Lookup(syms[name])
+		if !ok || loc.Function != marks[name].fn || loc.File != "" {
+			t.Errorf("%s without DWARF: %v (ok=%v), want function %s and no file", name, loc, ok, marks[name].fn)
+		}
+	}
+	_, err = crash.Open(testELF(t, "esp32c3-stripped.elf"))
+	if err == nil || !strings.Contains(err.Error(), "build the firmware with -g") {
+		t.Errorf("stripped ELF: %v, want an error saying to build with -g", err)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	notELF := filepath.Join(dir, "fw.bin")

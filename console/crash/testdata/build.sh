@@ -7,6 +7,8 @@
 #                for the ESP32's Xtensa LX6; the instruction set and DWARF
 #                are the same, so its backtraces are checked against this)
 #   esp32c3.elf  gcc-riscv64-unknown-elf for rv32imc/ilp32 (ESP32-C3/C6)
+#   esp32c3-nodebug.elf, esp32c3-stripped.elf: the same without DWARF,
+#                and without any symbols
 #
 # The package's tests run it (the ELFs are not committed): CI installs the
 # compilers (.ci/run). Tested with both compilers at Debian 12's 12.2.0.
@@ -21,3 +23,5 @@ cd "$here"
 xtensa-lx106-elf-gcc $common -mlongcalls -T esp8266.ld -o "$out/esp8266.elf" crash.c
 xtensa-lx106-elf-gcc $common -mlongcalls -T esp32.ld -o "$out/esp32.elf" crash.c
 riscv64-unknown-elf-gcc $common -march=rv32imc -mabi=ilp32 -T esp32c3.ld -o "$out/esp32c3.elf" crash.c
+riscv64-unknown-elf-strip --strip-debug -o "$out/esp32c3-nodebug.elf" "$out/esp32c3.elf"
+riscv64-unknown-elf-strip --strip-all -o "$out/esp32c3-stripped.elf" "$out/esp32c3.elf"
