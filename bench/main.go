@@ -8,6 +8,7 @@
 //	BENCH_QUICK=1 go run ./bench   skips the 115200-baud rows
 //	BENCH_RUNS=3 go run ./bench    best of 3 runs per row (a noisy machine)
 //	BENCH_ONLY=upload go run ./bench   only the RPC file upload rows
+//	BENCH_ONLY=console go run ./bench  only the console streaming rows
 package main
 
 import (
@@ -52,14 +53,18 @@ func main() {
 	image := flag.String("image", "", "child: image file")
 	addr := flag.Uint("addr", appAddr, "child: flash address")
 	baud := flag.Int("baud", 2000000, "child: working baud rate")
+	consoleChild := flag.String("console-child", "", "internal: read the console stream in this mode and report (console rows)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	var err error
-	if *child {
+	switch {
+	case *consoleChild != "":
+		err = runConsoleChild(ctx, *consoleChild, *portAddr, *baud)
+	case *child:
 		err = runChild(ctx, *portAddr, *image, uint32(*addr), *baud)
-	} else {
+	default:
 		var runs int
 		if runs, err = envRuns(); err == nil {
 			err = run(ctx, os.Getenv("BENCH_QUICK") != "", runs)

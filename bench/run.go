@@ -39,6 +39,14 @@ type reflash struct {
 
 func run(ctx context.Context, quick bool, runs int) error {
 	began := time.Now()
+	if os.Getenv("BENCH_ONLY") == "console" {
+		rows, err := measureConsole(ctx, quick)
+		if err != nil {
+			return err
+		}
+		printConsole(rows, quick)
+		return nil
+	}
 	if os.Getenv("BENCH_ONLY") == "upload" {
 		uploads, err := measureUploads(ctx)
 		if err != nil {
@@ -127,6 +135,11 @@ func run(ctx context.Context, quick bool, runs int) error {
 		return err
 	}
 	printUploads(uploads)
+	cons, err := measureConsole(ctx, quick)
+	if err != nil {
+		return err
+	}
+	printConsole(cons, quick)
 	fmt.Printf("\nbench took %s\n", time.Since(began).Round(time.Second))
 	return nil
 }

@@ -58,8 +58,12 @@ func (fw *demoFirmware) logBanner() {
 // ESP8266 NONOS SDK's user_interface.h: 0 power on, 1 hardware watchdog,
 // 4 software restart, 6 external).
 func (fw *demoFirmware) esp8266ResetCause() (int, string) {
+	crashed := fw.esp8266CrashedBefore()
 	switch fw.m.ResetReason() {
 	case sim.ResetSoftware:
+		if crashed {
+			return 2, "exception" // REASON_EXCEPTION_RST
+		}
 		return 4, "soft restart"
 	case sim.ResetPowerOn:
 		return 0, "power on"

@@ -59,6 +59,9 @@ const esp8266DemoStamp = "20250101-000000"
 type Firmware struct {
 	mu   sync.Mutex
 	uart sim.UARTStats
+	// crashed: the last run ended in an exception (Sys.Crash), which the
+	// ESP8266 SDK reports as reset reason 2 at the next boot
+	crashed bool
 }
 
 // New makes the demo firmware for one device (sim.Config.Firmware).

@@ -22,6 +22,7 @@ func rpcMethods() []rpcMethod {
 	return []rpcMethod{
 		{"Sys.GetInfo", sysGetInfo},
 		{"Sys.Reboot", sysReboot},
+		{"Sys.Crash", sysCrash}, // crash.go: not in Mongoose OS
 		{"Config.Get", configGet},
 		{"Config.Set", configSet},
 		{"Config.Save", configSave},
