@@ -178,6 +178,9 @@ func (c *Chip) factory(serial [5]byte) {
 	cfg[offLockConfig] = unlockedByte
 }
 
+// Path is the file the chip's state is kept in ("": memory only).
+func (c *Chip) Path() string { return c.path }
+
 // Config returns the 128 bytes of the configuration zone. Reading it is
 // always allowed (section 2.2: "Read access: Always").
 func (c *Chip) Config() [ConfigSize]byte {

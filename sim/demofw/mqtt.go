@@ -2,6 +2,7 @@ package demofw
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -429,7 +430,7 @@ func (fw *demoFirmware) mqttTLS(server string) (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mqtt.ssl_key: %w", err)
 		}
-		type equaler interface{ Equal(x any) bool }
+		type equaler interface{ Equal(x crypto.PublicKey) bool }
 		if pk, ok := leaf.PublicKey.(equaler); !ok || !pk.Equal(signer.Public()) {
 			return nil, fmt.Errorf("mqtt.ssl_cert %s is not the certificate of the key %s", certFile, keyRef)
 		}
