@@ -301,6 +301,7 @@ func TestSoftwareKeyNeverLeaves(t *testing.T) {
 		t.Fatal("the CSR is not signed by the device key")
 	}
 	if _, err := c.Get(ctx, "device.key.pem", nil); rpcCode(err) != 403 {
+		assertKeyNeverSent(t, rp.received(), fileKeyScalar(t, dev))
 		t.Fatalf("FS.Get of the key file: %v, want 403", err)
 	}
 	if err := c.Call(ctx, "FS.Rename", map[string]any{"src": "device.key.pem", "dst": "notes.txt"}, nil); err != nil {

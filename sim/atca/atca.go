@@ -6,7 +6,9 @@
 // a 32-byte digest.
 //
 // The model follows the ATECC508A datasheet (Microchip DS20005927A, "ATECC508A
-// Complete Data Sheet"; section numbers below refer to it) and reports
+// Complete Data Sheet"; rules below name the command whose description
+// states them; the config zone offsets are also in mos-wire-formats'
+// ATCA section as Mongoose OS used them) and reports
 // failures with the status codes of Microchip's CryptoAuthLib
 // (lib/atca_status.h), which is what firmware sees and prints. It covers
 // what Mongoose OS's atca library and mos use: Read/Write of the
@@ -44,7 +46,7 @@ type Status byte
 
 // The status codes the model returns. The chip itself answers 0x0F
 // ("execution error": the command is valid but not allowed in the chip's
-// state, datasheet section 9.1.2, table 9-3) or 0x03 ("parse error": bad
+// state; the datasheet's status codes) or 0x03 ("parse error": bad
 // opcode or parameters); CryptoAuthLib turns those into the codes below.
 const (
 	StatusSuccess        Status = 0x00 // ATCA_SUCCESS
@@ -80,7 +82,7 @@ const (
 	ZoneData   = 1
 )
 
-// Configuration zone layout (datasheet section 2.2, table 2-5).
+// Configuration zone layout (datasheet, "Configuration Zone" map).
 const (
 	ConfigSize = 128
 	NumSlots   = 16
@@ -96,22 +98,22 @@ const (
 	offKeyConfig   = 96 // KeyConfig[16], little-endian 16-bit
 	lockedByte     = 0x00
 	unlockedByte   = 0x55
-	firstWritable  = 16 // bytes 0-15 are read-only (table 2-5 "Write access: Never")
+	firstWritable  = 16 // bytes 0-15 are read-only ("Write access: Never")
 	userExtraStart = 84 // UserExtra, Selector, LockValue, LockConfig: written by
-	userExtraEnd   = 88 // UpdateExtra and Lock only, never by Write (section 2.2)
+	userExtraEnd   = 88 // UpdateExtra and Lock only, never by Write (datasheet)
 
-	// KeyConfig bits (section 2.2.6, table 2-12).
+	// KeyConfig bits (datasheet, "KeyConfig").
 	keyConfigPrivate = 1 << 0 // the slot holds an ECC private key
 	keyTypeShift     = 2      // KeyType bits 2-4
 	keyTypeMask      = 7 << keyTypeShift
 	keyTypeP256      = 4 // "P256 NIST ECC key"
 	// SlotConfig bit 13 (WriteConfig bit 1) for a private key slot: GenKey
-	// may make a new key after the data zone is locked (table 2-11).
+	// may make a new key after the data zone is locked (datasheet, SlotConfig).
 	slotConfigGenKeyAfterLock = 1 << 13
 )
 
 // The revision the model reports: bytes 4-7 of an ATECC508A read 00 00 50 00
-// (section 2.2, RevNum); a value >= 0x6000 would be an ATECC608A.
+// (datasheet, RevNum); a value >= 0x6000 would be an ATECC608A.
 var revision508A = [4]byte{0x00, 0x00, 0x50, 0x00}
 
 // Chip is one ATECC508A.
@@ -127,7 +129,7 @@ type Chip struct {
 
 // New makes a chip in its factory state: configuration unlocked, the
 // serial number taken from serial (the chip's nine bytes SN[0..8] are
-// 01 23 xx xx xx xx xx xx EE on every ATECC508A, section 2.2.1).
+// 01 23 xx xx xx xx xx xx EE on every ATECC508A).
 func New(serial [5]byte) *Chip {
 	c := &Chip{random: rand.Reader}
 	c.factory(serial)
@@ -182,7 +184,7 @@ func (c *Chip) factory(serial [5]byte) {
 func (c *Chip) Path() string { return c.path }
 
 // Config returns the 128 bytes of the configuration zone. Reading it is
-// always allowed (section 2.2: "Read access: Always").
+// always allowed (datasheet: "Read access: Always").
 func (c *Chip) Config() [ConfigSize]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -207,7 +209,7 @@ func (c *Chip) lockedLocked(zone int) bool {
 // atcab_write_config_zone does: bytes 16-83 and 88-127 of cfg; bytes 0-15
 // (serial, revision: never writable) and 84-87 (UserExtra, Selector, the
 // lock bytes: changed only by UpdateExtra and Lock) are left as they are.
-// Refused once the configuration zone is locked (section 9.21, Write:
+// Refused once the configuration zone is locked (datasheet, Write:
 // "If the Configuration zone is locked, ... the Write command returns an
 // error").
 func (c *Chip) WriteConfig(cfg []byte) error {
@@ -224,7 +226,7 @@ func (c *Chip) WriteConfig(cfg []byte) error {
 	return c.saveLocked()
 }
 
-// Lock locks a zone for ever (section 9.11, Lock). The data zone can only
+// Lock locks a zone for ever (datasheet, Lock). The data zone can only
 // be locked after the configuration zone; a zone cannot be locked twice.
 // The model takes the no-CRC form of the command (Mode bit 7), which is
 // what Mongoose OS's ATCA.LockZone sends.
@@ -270,7 +272,7 @@ func checkSlot(op string, slot int) error {
 }
 
 // GenKey makes a new P-256 private key inside the chip in slot and returns
-// its public key as 64 bytes X||Y (section 9.7, GenKey mode 0x04). The
+// its public key as 64 bytes X||Y (datasheet, GenKey mode 0x04). The
 // private key never leaves the chip. Refused when the configuration zone
 // is unlocked (the chip cannot know the slot is a key slot), when the slot
 // is not configured as a P-256 private key (KeyConfig.Private, KeyType 4),
@@ -305,7 +307,7 @@ func (c *Chip) GenKey(slot int) ([]byte, error) {
 }
 
 // PublicKey computes the public key of the private key in slot (GenKey
-// mode 0x00, section 9.7), 64 bytes X||Y. Refused before the
+// mode 0x00), 64 bytes X||Y. Refused before the
 // configuration lock, for a slot that is not a P-256 private key slot,
 // and for a key slot that holds no key yet (the chip would compute a
 // public key from whatever bytes the slot holds; a slot GenKey never
@@ -329,9 +331,9 @@ func (c *Chip) PublicKey(slot int) ([]byte, error) {
 	return rawPublic(&c.keys[slot].PublicKey), nil
 }
 
-// Sign signs a 32-byte digest with the private key in slot (section 9.18,
+// Sign signs a 32-byte digest with the private key in slot (datasheet,
 // Sign, external message mode) and returns R||S, 64 bytes. Refused unless
-// both zones are locked (table 9-38: Sign needs the data zone locked) and
+// both zones are locked (Sign needs the data zone locked) and
 // the slot holds a P-256 private key.
 func (c *Chip) Sign(slot int, digest []byte) ([]byte, error) {
 	op := fmt.Sprintf("Sign slot %d", slot)
@@ -370,10 +372,10 @@ func (c *Chip) Signs() int {
 	return c.signs
 }
 
-// ReadSlot reads a data-zone slot (section 9.15, Read). The data zone
+// ReadSlot reads a data-zone slot (datasheet, Read). The data zone
 // cannot be read before it is locked, and a slot whose KeyConfig marks a
 // private key can never be read ("private keys can never be read",
-// section 2.3 and table 2-11 IsSecret).
+// IsSecret).
 func (c *Chip) ReadSlot(slot int) ([]byte, error) {
 	op := fmt.Sprintf("Read slot %d", slot)
 	if err := checkSlot(op, slot); err != nil {
@@ -394,7 +396,7 @@ func (c *Chip) ReadSlot(slot int) ([]byte, error) {
 
 // WriteSlot writes a data-zone slot in clear text, which the chip allows
 // only before the data zone is locked and after the configuration lock
-// (section 9.21, Write); a private key slot is never written in clear
+// (datasheet, Write); a private key slot is never written in clear
 // (PrivWrite, not modelled).
 func (c *Chip) WriteSlot(slot int, data []byte) error {
 	op := fmt.Sprintf("Write slot %d", slot)
@@ -418,7 +420,7 @@ func (c *Chip) WriteSlot(slot int, data []byte) error {
 	return c.saveLocked()
 }
 
-// slotSize: slots 0-7 hold 36 bytes, 8 holds 416, 9-15 hold 72 (section 2.3).
+// slotSize: slots 0-7 hold 36 bytes, 8 holds 416, 9-15 hold 72 (datasheet).
 func slotSize(slot int) int {
 	switch {
 	case slot < 8:
