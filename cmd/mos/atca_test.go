@@ -1,8 +1,11 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/creack/pty"
 
 	"github.com/mos-tool/mos/sim/atca"
 )
@@ -63,5 +66,39 @@ func TestATCACommands(t *testing.T) {
 	}
 	if r := run("atca", "lock-zone", "2"); r.code != 2 {
 		t.Fatalf("zone 2: exit %d", r.code)
+	}
+}
+
+// TestATCALockAsks: at a terminal, lock-zone says what it will do and
+// goes on only on "y".
+func TestATCALockAsks(t *testing.T) {
+	url, dev := demoDevice(t, "&fast=1")
+	if r := (mos{}).run(t, "--port", url, "config", "set", "sys.atca.enable=true", "i2c.enable=true"); r.code != 0 {
+		t.Fatalf("config set: %d %s", r.code, r.stderr)
+	}
+	type answer struct {
+		answer string
+		code   int
+		locked bool
+	}
+	answers := []answer{{"n\n", 2, false}, {"\n", 2, false}, {"y\n", 0, true}}
+	for _, tt := range answers {
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := os.Stdin
+		os.Stdin = tty
+		ptmx.Write([]byte(tt.answer))
+		r := mos{}.run(t, "--port", url, "atca", "lock-zone", "config")
+		os.Stdin = old
+		ptmx.Close()
+		tty.Close()
+		if r.code != tt.code || !strings.Contains(r.stderr, "Continue? [y/N]") || !strings.Contains(r.stderr, "About to lock the config zone") {
+			t.Fatalf("answer %q: exit %d\n%s", tt.answer, r.code, r.stderr)
+		}
+		if got := dev.CryptoChip().Locked(atca.ZoneConfig); got != tt.locked {
+			t.Fatalf("answer %q: locked %v", tt.answer, got)
+		}
 	}
 }
