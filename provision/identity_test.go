@@ -653,3 +653,48 @@ func waitStatus(t *testing.T, c *provision.Client, connected bool) provision.MQT
 		}
 	}
 }
+
+// TestATCAAbsentChip: with the library enabled but no chip on the board,
+// the ATCA methods are not registered and the boot log says why.
+func TestATCAAbsentChip(t *testing.T) {
+	url, _ := bootDemo(t, "&fast=1&atca=0")
+	c, rp := connectRecording(t, url)
+	enableATCA(t, c)
+	if _, _, _, err := c.ATCAConfig(t.Context()); rpcCode(err) != 404 {
+		t.Fatalf("ATCA.GetConfig without a chip: %v, want 404", err)
+	}
+	if !bytes.Contains(rp.received(), []byte("ATCA: Failed to initialize (bus 0 addr 0x60): 0xf0")) {
+		t.Fatalf("boot log does not say the chip is missing:\n%s", rp.received())
+	}
+}
+
+// TestMQTTOnlyLoopback: the virtual device's network reaches the host's
+// loopback addresses only; elsewhere the attempt fails and says so.
+func TestMQTTOnlyLoopback(t *testing.T) {
+	url, _ := bootDemo(t, "&fast=1")
+	c, _ := connectRecording(t, url)
+	_, err := c.ConfigSet(t.Context(), map[string]any{
+		"wifi.sta.enable": true, "wifi.sta.ssid": "mos-demo-net", "wifi.sta.pass": "demo-pass-1234",
+		"mqtt.enable": true, "mqtt.server": "192.0.2.1:1883",
+	}, provision.SetOptions{Save: true, Reboot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.MQTTStatus(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(st.LastError, "reaches only the host's loopback addresses") {
+			if st.Connected || st.Broker != "192.0.2.1:1883" {
+				t.Fatalf("status %+v", st)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
