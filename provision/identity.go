@@ -100,6 +100,8 @@ func parseRawP256(raw []byte) (*ecdsa.PublicKey, error) {
 // DeviceSigner returns a crypto.Signer whose Sign goes over RPC to the
 // device key ref; Public is that key. It signs SHA-256 digests (32
 // bytes), which is what x509.CreateCertificateRequest gives a P-256 key.
+// Its calls run under ctx (crypto.Signer has no context of its own), so
+// the signer is for use while ctx lasts.
 func (c *Client) DeviceSigner(ctx context.Context, ref KeyRef) (crypto.Signer, error) {
 	method, params, err := ref.keyCall("Sign")
 	if err != nil {

@@ -563,6 +563,26 @@ func TestMQTTMutualTLSWithChipKey(t *testing.T) {
 	waitEvent(t, events, "hello")
 	waitStatus(t, c, true)
 
+	// a reboot command: the reply first, then the device restarts and
+	// says hello again
+	resets := bytes.Count(rp.received(), []byte("rst:0xc (SW_CPU_RESET)"))
+	if err := broker2.srv.Publish(base+"/commands", []byte(`{"id":9,"cmd":"reboot"}`), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-replies:
+		if !strings.Contains(string(r), `"result": "rebooting"`) {
+			t.Fatalf("reboot reply %s", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply to reboot")
+	}
+	waitEvent(t, events, "hello")
+	waitStatus(t, c, true)
+	if n := bytes.Count(rp.received(), []byte("rst:0xc (SW_CPU_RESET)")); n != resets+1 {
+		t.Errorf("%d software resets after the reboot command, want 1", n-resets)
+	}
+
 	assertKeyNeverSent(t, rp.received(), chipScalar(t, dev))
 	for _, line := range []string{"MQTT0 connecting to " + addr, "MQTT0 TCP connect ok", "MQTT0 CONNACK 0", "MQTT0 sub " + base + "/commands", "MQTT0 Disconnect", "MQTT0 connecting after"} {
 		if !bytes.Contains(rp.received(), []byte(line)) {
