@@ -16,23 +16,21 @@ import (
 // FS.Remove, FS.Rename, OTA.*, ATCA.GenKey, ...) is sent once: a second
 // run would reboot twice, fail on a file already gone, or make another key.
 var retried = map[string]bool{
-	"Sys.GetInfo":      true,
-	"Sys.SetDebug":     true,
-	"Config.Get":       true,
-	"Config.Set":       true, // the same values again; a reboot it asks for may happen twice
-	"Config.Save":      true,
-	"FS.List":          true,
-	"FS.ListExt":       true,
-	"FS.Get":           true,
-	"RPC.List":         true,
-	"RPC.Describe":     true,
-	"RPC.Ping":         true,
-	"Wifi.Scan":        true,
-	"OTA.Status":       true,
-	"ATCA.GetConfig":   true,
-	"ATCA.GetPubKey":   true,
-	"Crypto.GetPubKey": true,
-	"MQTT.Status":      true,
+	"Sys.GetInfo":    true,
+	"Sys.SetDebug":   true,
+	"Config.Get":     true,
+	"Config.Set":     true, // the same values again; a reboot it asks for may happen twice
+	"Config.Save":    true,
+	"FS.List":        true,
+	"FS.ListExt":     true,
+	"FS.Get":         true,
+	"RPC.List":       true,
+	"RPC.Describe":   true,
+	"RPC.Ping":       true,
+	"Wifi.Scan":      true,
+	"OTA.Status":     true,
+	"ATCA.GetConfig": true,
+	"ATCA.GetPubKey": true,
 }
 
 // Retried reports whether Call sends method again after a lost or

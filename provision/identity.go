@@ -25,6 +25,13 @@ import (
 // ATCA.Sign {slot, digest} and Crypto.Sign {file, digest} (digest: base64,
 // 32 bytes) -> {"signature": base64 of R||S, 64 bytes}.
 
+// Reading a public key or the MQTT state changes nothing on the device,
+// so a call whose reply was lost is sent again (see retried in call.go).
+func init() {
+	retried["Crypto.GetPubKey"] = true
+	retried["MQTT.Status"] = true
+}
+
 // KeyRef names a device key: "ATCA:<slot>" for the crypto chip, or a file
 // name in the device's file store.
 type KeyRef string
