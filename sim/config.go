@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mos-tool/mos/chips"
+	"github.com/mos-tool/mos/sim/atca"
 )
 
 // Board is how the chip's EN and IO0 (boot strap) pins are wired to the
@@ -80,6 +81,14 @@ type Config struct {
 	// Firmware); nil: a valid application boots and then runs silently.
 	// One value per device: it keeps that device's firmware state.
 	Firmware Firmware
+	// ATCA puts an ATECC508A crypto chip on the board's I2C bus (address
+	// 0x60), as on boards made for cloud identity. New builds it unless
+	// CryptoChip is given; with a FlashFile its state is kept next to it
+	// (atca.StatePath), so the chip's keys and locks survive like the
+	// flash does. ParseURL sets it unless the address says atca=0.
+	ATCA bool
+	// CryptoChip is the board's crypto chip (nil: none, unless ATCA).
+	CryptoChip *atca.Chip
 }
 
 func (c *Config) setDefaults() error {
@@ -128,11 +137,12 @@ func defaultMAC(c *chips.Chip) [6]byte {
 
 // ParseURL reads a sim:// address:
 //
-//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&ck8m-drift=PCT&wifi=NETWORKS&noise=RATE[,seed=N,dir=D,baud=N]]
+//	sim://CHIP[?flash=4M&board=devkit&flash-file=PATH&fast=1&download=1&id=NAME&mac=aa:bb:..&timing=typ|max&maxbaud=N&ck8m-drift=PCT&wifi=NETWORKS&noise=RATE[,seed=N,dir=D,baud=N]&atca=0]
 //
 // id names a device shared by every Open of the same id in this process,
 // so that a test can reconnect to the device it flashed. wifi replaces the
-// Wi-Fi environment (see ParseWiFi).
+// Wi-Fi environment (see ParseWiFi). atca=0 leaves the crypto chip off
+// the board.
 func ParseURL(raw string) (cfg Config, id string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "sim" {
@@ -147,6 +157,7 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 		return cfg, "", err
 	}
 	cfg.Chip = c
+	cfg.ATCA = true
 	q := u.Query()
 	for k, vs := range q {
 		v := vs[len(vs)-1]
@@ -163,6 +174,8 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			cfg.FlashFile = v
 		case "fast":
 			cfg.Fast = v != "0" && v != "false"
+		case "atca":
+			cfg.ATCA = v != "0" && v != "false"
 		case "download":
 			cfg.DownloadAtPowerOn = v != "0" && v != "false"
 		case "id":
@@ -206,7 +219,7 @@ func ParseURL(raw string) (cfg Config, id string, err error) {
 			}
 			cfg.WiFi = aps
 		default:
-			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, ck8m-drift, wifi, noise)", k)
+			return cfg, "", fmt.Errorf("sim: unknown option %q (flash, board, flash-file, fast, download, id, mac, timing, maxbaud, ck8m-drift, wifi, noise, atca)", k)
 		}
 	}
 	return cfg, id, cfg.setDefaults()

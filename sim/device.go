@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mos-tool/mos/chips"
+	"github.com/mos-tool/mos/sim/atca"
 )
 
 var errTimeout = errors.New("sim: read timed out")
@@ -71,6 +72,16 @@ func New(cfg Config) (*Device, error) {
 	if cfg.Timings != nil {
 		f.Timings = *cfg.Timings
 	}
+	if cfg.ATCA && cfg.CryptoChip == nil {
+		// the chip's serial number varies per board: take it from the MAC
+		serial := [5]byte(cfg.MAC[1:])
+		if cfg.FlashFile == "" {
+			cfg.CryptoChip = atca.New(serial)
+		} else if cfg.CryptoChip, err = atca.Open(atca.StatePath(cfg.FlashFile), serial); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	d := &Device{
 		cfg:    cfg,
 		chip:   cfg.Chip,
@@ -93,6 +104,9 @@ func (d *Device) Chip() *chips.Chip { return d.chip }
 
 // MAC is the factory MAC address in the chip's eFuses.
 func (d *Device) MAC() []byte { return append([]byte(nil), d.cfg.MAC[:]...) }
+
+// CryptoChip is the board's ATECC508A, or nil when it has none.
+func (d *Device) CryptoChip() *atca.Chip { return d.cfg.CryptoChip }
 
 // Flash gives tests direct access to the flash memory.
 func (d *Device) Flash() *Flash { return d.flash }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/fwimage"
+	"github.com/mos-tool/mos/sim/atca"
 )
 
 // The hand-over from the boot model to application firmware. The device
@@ -87,6 +88,10 @@ func (m *Machine) Flash() *Flash { return m.c.dev.flash }
 
 // WiFi is the radio environment: the networks in range.
 func (m *Machine) WiFi() []AccessPoint { return slices.Clone(m.c.dev.cfg.WiFi) }
+
+// CryptoChip is the ATECC508A on the board's I2C bus, or nil when the
+// board has none.
+func (m *Machine) CryptoChip() *atca.Chip { return m.c.dev.cfg.CryptoChip }
 
 // Fast reports the device's fast mode (Config.Fast): no modelled time.
 func (m *Machine) Fast() bool { return m.c.dev.cfg.Fast }

@@ -78,6 +78,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newCreateFwBundleCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
+	root.AddCommand(atcaCommands(a)...)
 	return root
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/fwimage"
 	"github.com/mos-tool/mos/sim"
+	"github.com/mos-tool/mos/sim/atca"
 )
 
 // errTimeout is a UART read whose deadline passed.
@@ -137,6 +138,14 @@ type demoFirmware struct {
 	// improv: the Improv receiver of an Improv build (improv.go)
 	improv *improvDevice
 
+	// extraMethods: RPC methods registered at init by the identity
+	// libraries (identity.go)
+	extraMethods []rpcMethod
+	// atca is the crypto chip when the atca library found it at init
+	atca *atca.Chip
+	// mqtt is the MQTT client's state (mqtt.go)
+	mqtt mqttState
+
 	// trial: this boot runs settings saved with try_once (confN.json.try),
 	// not yet committed; see trial.go.
 	trial       atomic.Bool
@@ -190,6 +199,7 @@ func (fw *demoFirmware) run() error {
 		return err
 	}
 	fw.loadConfig()
+	fw.identityInit()
 	fw.logf(logInfo, "mgos_sys_config.c:470", "MAC: %s", macString(fw.mac))
 	if mode := fw.wifiMode(); mode != "" {
 		fw.logf(logInfo, "mgos_wifi.c:360", "WiFi mode: %s", mode)
@@ -205,6 +215,7 @@ func (fw *demoFirmware) run() error {
 		return err
 	}
 	fw.logf(logInfo, "mgos_init.c:33", "Init done, RAM: %d total, %d free, %d min free", fw.ram.total, fw.ram.free, fw.ram.minFree)
+	fw.mqttStart()
 	if !m.Fast() {
 		fw.goAsync(fw.rx.isr)
 	}

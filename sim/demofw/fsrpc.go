@@ -76,6 +76,13 @@ func fsGet(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
 	if !ok {
 		return nil, rpcErrorf(400, "failed to open file %q", p.Filename)
 	}
+	if size <= maxKeyFileCheck {
+		// a private key never leaves the device (identity.go)
+		if whole, _, err := fw.fs.Read(name, 0, -1); err == nil && isPrivateKeyFile(whole) {
+			fw.logf(logWarn, "mgos_rpc_service_fs.c:118", "FS.Get %s refused: it holds a private key", name)
+			return nil, rpcErrorf(403, "%s holds a private key, which never leaves the device", p.Filename)
+		}
+	}
 	n := p.Len
 	if off := min(max(p.Offset, 0), size); n < 0 || off+n > size {
 		n = size - off

@@ -38,9 +38,17 @@ func rpcMethods() []rpcMethod {
 	}
 }
 
+// methods is this boot's RPC service: the methods that the identity
+// libraries register at init when their hardware and settings allow
+// (ATCA.*, MQTT.*, Crypto.*: see identity.go; they initialise before the
+// RPC service libraries, so RPC.List prints them last), then the fixed ones.
+func (fw *demoFirmware) methods() []rpcMethod {
+	return append(slices.Clone(fw.extraMethods), rpcMethods()...)
+}
+
 // rpcHandlerFor finds the handler of method.
-func rpcHandlerFor(method string) (rpcHandler, bool) {
-	for _, m := range rpcMethods() {
+func (fw *demoFirmware) rpcHandlerFor(method string) (rpcHandler, bool) {
+	for _, m := range fw.methods() {
 		if m.name == method {
 			return m.handler, true
 		}
@@ -235,7 +243,7 @@ func (fw *demoFirmware) saveConfig(level int, tryOnce bool) error {
 
 func rpcList(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
 	var names []string
-	for _, m := range rpcMethods() {
+	for _, m := range fw.methods() {
 		names = append(names, m.name)
 	}
 	slices.Reverse(names)

@@ -167,7 +167,7 @@ func (fw *demoFirmware) dispatch(call *rpcCall) (json.RawMessage, *rpcError) {
 			return nil, rpcErrorf(418, "shutting down in %d ms", max(left.Milliseconds(), 0))
 		}
 	}
-	h, ok := rpcHandlerFor(call.method)
+	h, ok := fw.rpcHandlerFor(call.method)
 	if !ok {
 		return nil, rpcErrorf(404, "No handler for %s", call.method)
 	}
