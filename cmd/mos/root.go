@@ -76,6 +76,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
 		newDoctorCmd(a),
+		newManCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	return root
