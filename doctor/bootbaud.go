@@ -55,6 +55,21 @@ func listenAfterReset(ctx context.Context, p port.Port, baud int, d time.Duratio
 	if err := p.SetBaudRate(baud); err != nil {
 		return nil, err
 	}
+	// What the board prints before the reset (the tail of a boot log, a
+	// running firmware's log) is not an answer to it: wait for a pause of
+	// 100 ms, at most 500 ms, and throw it away.
+	buf := make([]byte, 512)
+	quietBy := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(quietBy) {
+		_ = p.SetReadTimeout(100 * time.Millisecond)
+		n, err := p.Read(buf)
+		if n == 0 && errors.Is(err, port.ErrTimeout) {
+			break
+		}
+		if err != nil && !errors.Is(err, port.ErrTimeout) {
+			return nil, err
+		}
+	}
 	if err := p.ResetInputBuffer(); err != nil {
 		return nil, err
 	}
@@ -62,7 +77,6 @@ func listenAfterReset(ctx context.Context, p port.Port, baud int, d time.Duratio
 		return nil, err
 	}
 	var got []byte
-	buf := make([]byte, 512)
 	end := time.Now().Add(d)
 	for time.Now().Before(end) && len(got) < 4096 {
 		if err := ctx.Err(); err != nil {
