@@ -127,6 +127,7 @@ func TestLinuxChecks(t *testing.T) {
 	tests := []struct {
 		name     string
 		m        *machine
+		port     string // --port
 		problems int
 		want     []want
 		absent   []string // checks that must not appear
@@ -243,10 +244,21 @@ func TestLinuxChecks(t *testing.T) {
 		}(),
 		problems: 1,
 		want:     []want{{check: "permission", status: Problem, summary: []string{"does not exist"}}},
+	}, {
+		name:     "--port names a device that is not there",
+		m:        newMachine().bridge("1-1", "10c4", "ea60", "cp210x", "ttyUSB0"),
+		port:     "/dev/ttyUSB7",
+		problems: 1,
+		want: []want{
+			{check: "permission", subject: "/dev/ttyUSB7", status: Problem, fix: []string{"mos ports"}},
+			{check: "permission", subject: "/dev/ttyUSB0", status: OK},
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Run(context.Background(), tt.m.env())
+			env := tt.m.env()
+			env.Port = tt.port
+			r, err := Run(context.Background(), env)
 			if err != nil {
 				t.Fatal(err)
 			}

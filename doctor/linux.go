@@ -264,7 +264,7 @@ func checkLinux(r *Report, env Env) {
 
 	me := self(root)
 	for _, t := range ttys {
-		checkPermission(r, env, t, rule)
+		checkPermission(r, env, t, rule, t != env.Port)
 		found, hidden := holders(root, ps, t, me)
 		for _, h := range found {
 			fix := fmt.Sprintf("close %s, or end it: kill %d", h.comm, h.pid)
@@ -378,14 +378,19 @@ func checkHub(r *Report, root fs.FS, b usbBridge) {
 // and what to do: join the group that owns the device (read from its owner
 // and /etc/group), log in again when already listed there, or install the
 // udev rule that gives the desktop user access.
-func checkPermission(r *Report, env Env, dev, rule string) {
+func checkPermission(r *Report, env Env, dev, rule string, inSysfs bool) {
 	root := env.Root
 	fi, err := fs.Stat(root, rel(dev))
 	if err != nil {
-		r.add(Finding{Check: "permission", Subject: dev, Status: Problem,
+		f := Finding{Check: "permission", Subject: dev, Status: Problem,
 			Summary: dev + " does not exist",
 			Detail:  "sysfs lists the port but /dev has no node for it: udev did not create it",
-			Fix:     "replug the board; if the node is still missing, check that systemd-udevd runs: systemctl status systemd-udevd"})
+			Fix:     "replug the board; if the node is still missing, check that systemd-udevd runs: systemctl status systemd-udevd"}
+		if !inSysfs {
+			f.Detail = "--port names a device that is not there"
+			f.Fix = "run mos ports to list the ports present and pass one of them to --port"
+		}
+		r.add(f)
 		return
 	}
 	if env.Access == nil {
