@@ -24,7 +24,7 @@ func newDoctorCmd(a *app) *cobra.Command {
 		Example: "  mos doctor\n  mos doctor --port /dev/ttyUSB0\n  mos doctor --json | jq '.result.findings[] | select(.status == \"problem\")'",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := doctor.Run(cmd.Context(), doctor.Local(a.opts.Port))
+			rep, err := doctor.Run(cmd.Context(), a.doctorEnv(a.opts.Port))
 			res := doctorResult{rep}
 			if err != nil {
 				return output.WithResult(err, res)
