@@ -29,8 +29,9 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	getenv    func(string) string              // environment, for MOS_* defaults
-	listPorts func() ([]port.Info, error)      // serial port enumeration
+	getenv    func(string) string         // environment, for MOS_* defaults
+	listPorts func() ([]port.Info, error) // serial port enumeration
+
 	doctorEnv func(portAddr string) doctor.Env // the machine mos doctor examines
 }
 
