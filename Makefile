@@ -32,7 +32,7 @@ FUZZ_TARGETS := \
 # run (esptool-js, the judge of the virtual device).
 TEST_DEPS ?= interop-deps
 
-.PHONY: all build test interop-deps demo bench fuzz clean
+.PHONY: all build test interop-deps demo bench fuzz clean release
 
 all: build
 
@@ -74,7 +74,17 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg; \
 	done
 
+# Release archives (linux, darwin, windows on amd64 and arm64), .deb and
+# .rpm, and SHA256SUMS in dist/. Reproducible from a commit: every time in
+# the output is the commit's date (EPOCH), paths are trimmed, nfpm is
+# pinned in packaging/nfpm/go.mod. See packaging/release.sh.
+EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DIST  ?= dist
+release:
+	GO='$(GO)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)' EPOCH='$(EPOCH)' DIST='$(DIST)' \
+		sh packaging/release.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 include firmware-images/Makefile.inc

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mos-tool/mos/doctor"
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/port"
 )
@@ -30,6 +31,8 @@ type app struct {
 
 	getenv    func(string) string         // environment, for MOS_* defaults
 	listPorts func() ([]port.Info, error) // serial port enumeration
+
+	doctorEnv func(portAddr string) doctor.Env // the machine mos doctor examines
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -38,6 +41,7 @@ func newApp(stdout, stderr io.Writer) *app {
 		stderr:    stderr,
 		getenv:    os.Getenv,
 		listPorts: port.List,
+		doctorEnv: doctor.Local,
 	}
 }
 

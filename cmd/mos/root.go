@@ -76,6 +76,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newSimCmd(a),
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
+		newDoctorCmd(a),
+		newManCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	root.AddCommand(atcaCommands(a)...)
