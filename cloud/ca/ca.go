@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -306,24 +307,29 @@ func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificat
 	if err != nil {
 		return nil, err
 	}
+	if err := c.record(cert, id); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// record stores an issued certificate under issued/ and in the index.
+func (c *CA) record(cert *x509.Certificate, id string) error {
 	serial := serialHex(cert.SerialNumber)
 	rel := filepath.Join(IssuedDir, serial+".crt")
 	if err := writeFile(filepath.Join(c.Dir, rel), certPEM(cert)); err != nil {
-		return nil, err
+		return err
 	}
 	fp := sha256.Sum256(cert.Raw)
 	recs, err := c.List()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	recs = append(recs, Record{
 		Serial: serial, DeviceID: id, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
 		SHA256: hex.EncodeToString(fp[:]), Status: StatusValid, File: rel,
 	})
-	if err := c.writeIndex(recs); err != nil {
-		return nil, err
-	}
-	return cert, nil
+	return c.writeIndex(recs)
 }
 
 // List returns every certificate issued, oldest first.
@@ -500,4 +506,57 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 		data = b.Bytes
 	}
 	return x509.ParseRevocationList(data)
+}
+
+// IssueServer makes a key and a TLS server certificate for a broker, with
+// the host names and IP addresses given as subject alternative names. The
+// broker's key is made here because the broker runs here; it is returned
+// unencrypted (PKCS#8 PEM) since brokers read it at start. Server
+// certificates are recorded in the index like device certificates.
+func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, keyPEM []byte, err error) {
+	if c.interKey == nil {
+		return nil, nil, errors.New("CA is locked: Unlock it with the passphrase first")
+	}
+	if len(names) == 0 {
+		return nil, nil, errors.New("a server certificate needs at least one host name or address")
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if validity == 0 {
+		validity = DefaultDeviceValidity
+	}
+	nb := time.Now().Add(-5 * time.Minute)
+	na := nb.Add(validity)
+	if na.After(c.Inter.NotAfter) {
+		na = c.Inter.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: names[0], Organization: c.Inter.Subject.Organization},
+		NotBefore:             nb,
+		NotAfter:              na,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	cert, err := issue(tmpl, c.Inter, &k.PublicKey, c.interKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.record(cert, "server:"+names[0]); err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM(cert), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
