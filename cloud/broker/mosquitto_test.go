@@ -171,6 +171,7 @@ func TestMosquittoFleetCA(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.id.tls12 = true
 			cl, err := connect(addr, roots, tt.id, nil)
 			if err == nil {
 				cl.Disconnect(0)
