@@ -511,7 +511,8 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 // IssueServer makes a key and a TLS server certificate for a broker, with
 // the host names and IP addresses given as subject alternative names. The
 // broker's key is made here because the broker runs here; it is returned
-// unencrypted (PKCS#8 PEM) since brokers read it at start. Server
+// unencrypted (PKCS#8 PEM) since brokers read it at start. The certificate
+// PEM holds the leaf then the intermediate. Server
 // certificates are recorded in the index like device certificates.
 func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, keyPEM []byte, err error) {
 	if c.interKey == nil {
@@ -558,5 +559,7 @@ func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, k
 	if err != nil {
 		return nil, nil, err
 	}
-	return certPEM(cert), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	// The intermediate follows the leaf so that clients that trust only
+	// the root can build the chain.
+	return append(certPEM(cert), certPEM(c.Inter)...), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
