@@ -34,4 +34,5 @@ require (
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sync v0.17.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )
