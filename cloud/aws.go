@@ -363,6 +363,8 @@ func RegisterAWS(ctx context.Context, dev Device, o AWSOptions) (*AWSResult, err
 	}
 	// Never put on the device a certificate for another key.
 	if cp, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !cp.Equal(pub) {
+		// Deactivate it so it cannot be used; deregister deletes it.
+		cl.UpdateCertificate(ctx, &iot.UpdateCertificateInput{CertificateId: cc.CertificateId, NewStatus: types.CertificateStatusInactive}, opt)
 		return res, fmt.Errorf("the certificate AWS returned (%s) does not carry the device's public key: not written to the device", certArn)
 	}
 	res.Certificate = certArn

@@ -147,13 +147,7 @@ func newCloudMQTTRegisterCmd(a *app) *cobra.Command {
 func registerMQTT(ctx context.Context, a *app, dev cloud.Device, fleet *ca.CA, brokerAddr string, keys keyFlags, rotate bool, wait time.Duration) (*cloud.MQTTResult, error) {
 	res, err := cloud.RegisterMQTT(ctx, dev, cloud.MQTTOptions{
 		Broker: brokerAddr, CA: fleet, Key: keys.options(), Rotate: rotate, Wait: wait,
-		Status: func(s string) {
-			if strings.HasPrefix(s, "WARNING: ") {
-				a.out.Warnf("%s", strings.TrimPrefix(s, "WARNING: "))
-				return
-			}
-			a.out.Infof("%s", s)
-		},
+		Status: statusPrinter(a),
 		Unlock: func() error {
 			pass, err := caPassphrase(a, false)
 			if err != nil {

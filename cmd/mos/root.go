@@ -75,7 +75,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newSimCmd(a),
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
-		newCACmd(a), newBrokerCmd(a), newCloudCmd(a),
+		newCACmd(a), newBrokerCmd(a), newCloudCmd(a), newAWSIoTSetupCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	return root
