@@ -202,7 +202,7 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 func Open(dir string) (*CA, error) {
 	root, err := readCert(filepath.Join(dir, RootCertFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w (create one with `mos ca init`)", dir, ErrNotCA)
+		return nil, fmt.Errorf("%s: %w", dir, ErrNotCA)
 	}
 	if err != nil {
 		return nil, err
