@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -256,7 +257,7 @@ func (h *aclHook) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 // missing, do not cover every host, or expire within 30 days. unlock is
 // called only then, to decrypt the CA's key.
 func ServerCertificate(c *ca.CA, dir string, hosts []string, unlock func() error) (cert tls.Certificate, issued bool, err error) {
-	certPath, keyPath := dir+"/server.crt", dir+"/server.key"
+	certPath, keyPath := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	if kp, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && coversHosts(kp.Leaf, hosts) &&
 		time.Until(kp.Leaf.NotAfter) > 30*24*time.Hour && kp.Leaf.CheckSignatureFrom(c.Inter) == nil {
 		return kp, false, nil

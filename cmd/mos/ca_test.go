@@ -43,6 +43,8 @@ func TestCACommands(t *testing.T) {
 		{"no CA", map[string]string{"MOS_CA_PASSPHRASE": "x", "MOS_CA_DIR": t.TempDir()}, []string{"ca", "list"}, output.ExitUsage, "mos ca init"},
 		{"sign", good.env, []string{"ca", "sign", csr, "-o", out}, 0, "esp32-00aa"},
 		{"list", good.env, []string{"ca", "list"}, 0, "esp32-00aa"},
+		{"mosquitto config", good.env, []string{"broker", "mosquitto-config", "--out", filepath.Join(t.TempDir(), "mq")}, 0, "mosquitto -c "},
+		{"mosquitto config on every address", good.env, []string{"broker", "mosquitto-config", "--out", t.TempDir(), "--listen", "0.0.0.0:8883"}, output.ExitUsage, "--host"},
 		{"revoke unknown", good.env, []string{"ca", "revoke", "abcdef"}, output.ExitUsage, "no certificate with this serial"},
 	}
 	for _, tt := range tests {
