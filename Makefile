@@ -66,6 +66,11 @@ demo: build
 
 bench: build interop-deps
 	$(GO) run ./bench
+	# Cloud registration, host side: time per `mos cloud mqtt register`
+	# (embedded broker) and `mos cloud aws register` (local IoT endpoint),
+	# first run and re-run, with the AWS calls each makes (aws-calls/op),
+	# against a stand-in device; see cloud/bench_test.go.
+	$(GO) test -run '^$$' -bench 'Register' -benchtime 5x ./cloud
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

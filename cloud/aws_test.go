@@ -14,7 +14,7 @@ import (
 
 // awsEnv points the SDK at test credentials and nothing else of this
 // machine (no shared files, no instance metadata).
-func awsEnv(t *testing.T) {
+func awsEnv(t testing.TB) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	t.Setenv("AWS_REGION", fakeRegion)
@@ -26,7 +26,7 @@ func awsEnv(t *testing.T) {
 	t.Setenv("AWS_PROFILE", "")
 }
 
-func awsSetup(t *testing.T, id string) (*fakeIoT, *fakeDevice, AWSOptions) {
+func awsSetup(t testing.TB, id string) (*fakeIoT, *fakeDevice, AWSOptions) {
 	t.Helper()
 	awsEnv(t)
 	f := newFakeIoT(t)

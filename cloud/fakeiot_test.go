@@ -26,7 +26,7 @@ import (
 // the X-Amzn-ErrorType header, {"message": ...} in the body). Certificates
 // are really issued from the CSRs, by a CA of its own.
 type fakeIoT struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu       sync.Mutex
@@ -51,7 +51,7 @@ type fakeCert struct {
 var fakeIoTKey, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 
 // mustCSR is a CSR for some other key.
-func mustCSR(t *testing.T) []byte {
+func mustCSR(t testing.TB) []byte {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
 	if err != nil {
@@ -64,7 +64,7 @@ const fakeAccount = "123456789012"
 const fakeRegion = "eu-west-1"
 const fakeEndpoint = "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
 
-func newFakeIoT(t *testing.T) *fakeIoT {
+func newFakeIoT(t testing.TB) *fakeIoT {
 	f := &fakeIoT{t: t, certs: map[string]*fakeCert{}, policies: map[string]string{},
 		attached: map[string]map[string]bool{}, things: map[string]map[string]bool{},
 		throttle: map[string]int{}, deny: map[string]bool{}}

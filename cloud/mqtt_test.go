@@ -50,7 +50,7 @@ func (h *hello) has(s string) bool {
 }
 
 // fleetBroker starts the embedded broker for a new fleet CA.
-func fleetBroker(t *testing.T) (*ca.CA, string, *hello) {
+func fleetBroker(t testing.TB) (*ca.CA, string, *hello) {
 	t.Helper()
 	c, err := ca.Init(t.TempDir(), ca.InitOptions{Name: "test fleet"}, testPass)
 	if err != nil {
