@@ -2,6 +2,11 @@ package cloud
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -116,6 +121,23 @@ func TestRegisterMQTT(t *testing.T) {
 			if tt.keyOnDevice && dev.signs == 0 {
 				t.Error("the CSR was not signed by the device")
 			}
+			// The device's private key appears nowhere on the host: not in
+			// the result, the log, the CA directory or the files sent.
+			if k := dev.keys[tt.wantRef]; k != nil {
+				if leak := findKey(t, k, res, log, fleet.Dir, dev.files); leak != "" {
+					t.Fatalf("device private key found in %s", leak)
+				}
+			} else {
+				// The host-made key is in the file sent, and the search
+				// finds it there (so it would find a leak elsewhere).
+				k, err := parseKey(dev.files[HostKeyRef])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if leak := findKey(t, k, res, log, fleet.Dir, dev.files); leak != "device file "+HostKeyRef {
+					t.Fatalf("host key search found %q", leak)
+				}
+			}
 			// The CA directory never holds the device key either.
 			filepath.Walk(fleet.Dir, func(p string, fi os.FileInfo, err error) error {
 				if err == nil && !fi.IsDir() {
@@ -204,4 +226,37 @@ func TestRegisterMQTTWait(t *testing.T) {
 			t.Fatal("accepted a device id with '/'")
 		}
 	})
+}
+
+// findKey looks for a private key's scalar (hex, base64 of its DER forms)
+// in everything registration produced on the host.
+func findKey(t *testing.T, k *ecdsa.PrivateKey, res any, log []string, dir string, files map[string][]byte) string {
+	t.Helper()
+	d := k.D.FillBytes(make([]byte, 32))
+	sec1, _ := x509.MarshalECPrivateKey(k)
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(k)
+	needles := []string{hex.EncodeToString(d), base64.StdEncoding.EncodeToString(d), string(d),
+		base64.StdEncoding.EncodeToString(sec1)[:40], base64.StdEncoding.EncodeToString(pkcs8)[:40]}
+	hay := map[string]string{}
+	js, _ := json.Marshal(res)
+	hay["result"] = string(js)
+	hay["log"] = strings.Join(log, "\n")
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(p)
+			hay[p] = string(b)
+		}
+		return nil
+	})
+	for n, b := range files {
+		hay["device file "+n] = string(b)
+	}
+	for where, h := range hay {
+		for _, n := range needles {
+			if strings.Contains(h, n) {
+				return where
+			}
+		}
+	}
+	return ""
 }
