@@ -269,6 +269,13 @@ func RegisterAWS(ctx context.Context, dev Device, o AWSOptions) (*AWSResult, err
 	if thing == "" {
 		thing = id
 	}
+	// The firmware connects with client id device.id and publishes under
+	// devices/<device.id>/, and the policy allows exactly the thing's name
+	// there: the two must be the same.
+	if thing != id {
+		return res, fmt.Errorf("thing name %q is not the device's device.id %q: the device connects and publishes as its device.id, "+
+			"which the policy allows only when it is the thing name; set device.id to %q first, or leave the thing name out", thing, id, thing)
+	}
 	res.Thing = thing
 	state, err := loadState(o.StateDir, thing)
 	if err != nil {

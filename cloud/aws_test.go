@@ -146,11 +146,15 @@ func TestRegisterAWSErrors(t *testing.T) {
 		{"access denied names the permission", func(f *fakeIoT) { f.deny["PUT /target-policies/mos-device"] = true }, "AttachPolicy: access denied"},
 		{"throttling past the retries", func(f *fakeIoT) { f.throttle["POST /things/esp32-aa03"] = 100 }, "ThrottlingException after retries"},
 		{"certificate for another key", func(f *fakeIoT) { f.wrongKey = true }, "does not carry the device's public key"},
+		{"thing name other than device.id", func(*fakeIoT) {}, "is not the device's device.id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, dev, o := awsSetup(t, "esp32-aa03")
 			tt.setup(f)
+			if strings.HasPrefix(tt.name, "thing name") {
+				o.Thing = "other-thing"
+			}
 			_, err := RegisterAWS(context.Background(), dev, o)
 			var ce *CloudError
 			if err == nil || !strings.Contains(err.Error(), tt.want) {

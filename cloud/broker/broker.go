@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -56,7 +57,7 @@ func Start(o Options) (*Broker, error) {
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(discard{}, nil))
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(o.CA.Root)
@@ -112,10 +113,6 @@ func (b *Broker) Addr() net.Addr { return b.addr }
 
 // Close stops the broker and disconnects its clients.
 func (b *Broker) Close() error { return b.srv.Close() }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // verifyClient checks the client chain against the fleet CA and the CRL.
 func verifyClient(cs tls.ConnectionState, roots, inter *x509.CertPool, crl *crlCache) error {
