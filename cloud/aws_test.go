@@ -229,3 +229,26 @@ func TestAmazonRootCA1(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRegisterAWSThingTypeGroupAttributes(t *testing.T) {
+	f, dev, o := awsSetup(t, "esp32-aa05")
+	f.types["sensor"] = true
+	f.groups["line-3"] = nil
+	o.ThingType, o.ThingGroup, o.Attributes = "sensor", "line-3", map[string]string{"batch": "2026-12"}
+	if _, err := RegisterAWS(context.Background(), dev, o); err != nil {
+		t.Fatal(err)
+	}
+	if f.attrs["esp32-aa05"]["batch"] != "2026-12" || !slices.Equal(f.groups["line-3"], []string{"esp32-aa05"}) {
+		t.Fatalf("attributes %v, group %v", f.attrs, f.groups)
+	}
+	f.calls = nil
+	if _, err := RegisterAWS(context.Background(), dev, o); err != nil || len(f.writes()) != 0 {
+		t.Fatalf("re-run: %v, writes %q", err, f.writes())
+	}
+
+	_, dev2, o2 := awsSetup(t, "esp32-aa06")
+	o2.ThingGroup = "no-such-group"
+	if _, err := RegisterAWS(context.Background(), dev2, o2); err == nil || !strings.Contains(err.Error(), "AddThingToThingGroup") {
+		t.Fatalf("missing group: %v", err)
+	}
+}

@@ -35,6 +35,9 @@ type fakeIoT struct {
 	policies map[string]string          // name -> document
 	attached map[string]map[string]bool // policy -> targets
 	things   map[string]map[string]bool // thing -> principals
+	types    map[string]bool            // thing types that exist
+	groups   map[string][]string        // thing group -> things
+	attrs    map[string]map[string]any  // thing -> attributes
 	// failures: operation key ("POST /things/x") -> remaining errors to send
 	throttle map[string]int
 	deny     map[string]bool
@@ -67,6 +70,7 @@ const fakeEndpoint = "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
 func newFakeIoT(t testing.TB) *fakeIoT {
 	f := &fakeIoT{t: t, certs: map[string]*fakeCert{}, policies: map[string]string{},
 		attached: map[string]map[string]bool{}, things: map[string]map[string]bool{},
+		types: map[string]bool{}, groups: map[string][]string{}, attrs: map[string]map[string]any{},
 		throttle: map[string]int{}, deny: map[string]bool{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -270,6 +274,13 @@ func (f *fakeIoT) serve(w http.ResponseWriter, r *http.Request) {
 				f.fail(w, 409, "ResourceAlreadyExistsException", "thing exists")
 				return
 			}
+			if tt, ok := in["thingTypeName"].(string); ok && !f.types[tt] {
+				f.fail(w, 404, "ResourceNotFoundException", "thing type "+tt+" not found")
+				return
+			}
+			if ap, ok := in["attributePayload"].(map[string]any); ok {
+				f.attrs[name], _ = ap["attributes"].(map[string]any)
+			}
 			f.things[name] = map[string]bool{}
 			f.ok(w, map[string]any{"thingName": name, "thingId": "id-" + name, "thingArn": "arn:aws:iot:" + fakeRegion + ":" + fakeAccount + ":thing/" + name})
 		case "DELETE":
@@ -305,6 +316,15 @@ func (f *fakeIoT) serve(w http.ResponseWriter, r *http.Request) {
 			delete(ps, principal)
 			w.WriteHeader(200)
 		}
+	case r.Method == "PUT" && r.URL.Path == "/thing-groups/addThingToThingGroup":
+		g, _ := in["thingGroupName"].(string)
+		th, _ := in["thingName"].(string)
+		if _, ok := f.groups[g]; !ok {
+			f.fail(w, 404, "ResourceNotFoundException", "thing group "+g+" not found")
+			return
+		}
+		f.groups[g] = append(f.groups[g], th)
+		f.ok(w, nil)
 	case r.Method == "GET" && r.URL.Path == "/endpoint":
 		if q.Get("endpointType") != "iot:Data-ATS" {
 			f.fail(w, 400, "InvalidRequestException", "want endpointType iot:Data-ATS")
