@@ -530,7 +530,7 @@ func DeregisterAWS(ctx context.Context, thing string, o AWSOptions) (*Deregister
 	if err != nil {
 		return res, err
 	}
-	if len(state.Certificates) == 0 && !state.ThingCreated && !state.PolicyCreated {
+	if len(state.Certificates) == 0 && !state.ThingCreated && !state.PolicyCreated && state.GroupAdded == "" {
 		return res, fmt.Errorf("nothing recorded as created by mos for thing %q (in %s): nothing to undo", thing, o.StateDir)
 	}
 	policy := state.Policy
@@ -558,8 +558,17 @@ func DeregisterAWS(ctx context.Context, thing string, o AWSOptions) (*Deregister
 			return res, err
 		}
 	}
-	if state.GroupAdded != "" {
-		res.Left = append(res.Left, "thing group "+state.GroupAdded+" (the thing leaves it when deleted)")
+	// A thing mos created leaves its groups when deleted; one that
+	// existed before is taken out of the group mos put it in.
+	if state.GroupAdded != "" && !state.ThingCreated {
+		if _, err := cl.RemoveThingFromThingGroup(ctx, &iot.RemoveThingFromThingGroupInput{ThingName: aws.String(thing), ThingGroupName: aws.String(state.GroupAdded)}, opt); !ignoreGone(err) {
+			return res, awsErr("RemoveThingFromThingGroup", err)
+		}
+		res.Undone = append(res.Undone, "thing "+thing+" removed from group "+state.GroupAdded)
+		state.GroupAdded = ""
+		if err := state.save(o.StateDir); err != nil {
+			return res, err
+		}
 	}
 	if state.ThingCreated {
 		if _, err := cl.DeleteThing(ctx, &iot.DeleteThingInput{ThingName: aws.String(thing)}, opt); !ignoreGone(err) {
@@ -585,6 +594,7 @@ func DeregisterAWS(ctx context.Context, thing string, o AWSOptions) (*Deregister
 			state.PolicyCreated = false
 		}
 	}
+	state.GroupAdded = ""
 	if !state.PolicyCreated && !state.ThingCreated && len(state.Certificates) == 0 {
 		os.Remove(statePath(o.StateDir, thing))
 	} else if err := state.save(o.StateDir); err != nil {

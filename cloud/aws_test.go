@@ -113,6 +113,8 @@ func TestRegisterAWS(t *testing.T) {
 func TestDeregisterLeavesWhatExisted(t *testing.T) {
 	f, dev, o := awsSetup(t, "esp32-aa02")
 	f.things["esp32-aa02"] = map[string]bool{}
+	f.groups["line-1"] = []string{"someone-else"}
+	o.ThingGroup = "line-1"
 	f.policies["mos-device"] = `{"Version":"2012-10-17","Statement":[]}`
 	other := "arn:aws:iot:eu-west-1:123456789012:cert/other"
 	f.attached["mos-device"] = map[string]bool{other: true}
@@ -131,6 +133,9 @@ func TestDeregisterLeavesWhatExisted(t *testing.T) {
 	}
 	if len(f.certs) != 0 {
 		t.Errorf("its own certificate is left: %v", f.certs)
+	}
+	if !slices.Equal(f.groups["line-1"], []string{"someone-else"}) {
+		t.Errorf("group membership mos added is left, or another's removed: %v", f.groups["line-1"])
 	}
 	if len(dr.Left) < 1 {
 		t.Errorf("result does not say what was left: %+v", dr)

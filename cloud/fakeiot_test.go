@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -324,6 +325,11 @@ func (f *fakeIoT) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.groups[g] = append(f.groups[g], th)
+		f.ok(w, nil)
+	case r.Method == "PUT" && r.URL.Path == "/thing-groups/removeThingFromThingGroup":
+		g, _ := in["thingGroupName"].(string)
+		th, _ := in["thingName"].(string)
+		f.groups[g] = slices.DeleteFunc(f.groups[g], func(x string) bool { return x == th })
 		f.ok(w, nil)
 	case r.Method == "GET" && r.URL.Path == "/endpoint":
 		if q.Get("endpointType") != "iot:Data-ATS" {
