@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -480,7 +481,9 @@ func RegisterAWS(ctx context.Context, dev Device, o AWSOptions) (*AWSResult, err
 			return res, nil
 		}
 		for _, old := range oldCerts {
-			if old == certArn {
+			// Only certificates mos issued for this device are retired;
+			// others attached to the thing are someone else's to manage.
+			if old == certArn || !slices.Contains(state.Certificates, old) {
 				continue
 			}
 			if _, err := cl.DetachThingPrincipal(ctx, &iot.DetachThingPrincipalInput{ThingName: aws.String(thing), Principal: aws.String(old)}, opt); err != nil {
