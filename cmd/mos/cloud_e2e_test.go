@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,20 @@ func TestProvisionCloudMQTTMosquitto(t *testing.T) {
 	}
 	if !strings.Contains(mlog.String(), "u'"+devID+"'") {
 		t.Errorf("mosquitto did not see the device's certificate identity %s:\n%s", devID, mlog.String())
+	}
+
+	// The device made its key: no plain private key in the CA directory
+	// or in what mos printed.
+	for _, plain := range []string{"BEGIN PRIVATE KEY", "BEGIN EC PRIVATE KEY"} {
+		if strings.Contains(r.stdout+r.stderr, plain) {
+			t.Fatalf("mos printed a private key")
+		}
+		filepath.Walk(caDir, func(p string, fi os.FileInfo, err error) error {
+			if b, _ := os.ReadFile(p); err == nil && !fi.IsDir() && strings.Contains(string(b), plain) {
+				t.Errorf("%s holds a plain private key", p)
+			}
+			return nil
+		})
 	}
 
 	// Second run: the cloud step is skipped, nothing new is issued.
