@@ -87,7 +87,7 @@ func TestBrokerCommand(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(fleet.Root)
-	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://"+addr).SetClientID("esp32-0b0b").
+	cl := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("esp32-0b0b").
 		SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1",
 			Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: k}}}))
 	if tok := cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
