@@ -25,6 +25,9 @@ func caDirFlag(cmd *cobra.Command, a *app, dir *string) {
 		}
 	}
 	cmd.Flags().StringVar(dir, "ca-dir", def, "fleet CA directory (env MOS_CA_DIR)")
+	// --ca DIR, the short spelling, sets the same value.
+	cmd.Flags().StringVar(dir, "ca", def, "same as --ca-dir")
+	cmd.Flags().MarkHidden("ca")
 }
 
 // caPassphrase gets the CA passphrase from MOS_CA_PASSPHRASE or, on a
