@@ -15,6 +15,7 @@
 //	crl.pem            CRL of the intermediate (device certificates)
 //	index.json         every certificate issued, with its state
 //	issued/SERIAL.crt  each device certificate
+//	broker/            `mos broker`'s own certificate and (plain, 0600) key
 //
 // The package does no device I/O and prints nothing.
 package ca
