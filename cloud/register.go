@@ -151,6 +151,10 @@ func makeCSR(ctx context.Context, dev Device, o KeyOptions, id string, status fu
 	if pub == nil {
 		status(fmt.Sprintf("device generates its key %s", ref))
 		if pub, err = dev.GenerateKey(ctx, ref); err != nil {
+			if strings.HasPrefix(ref, "ATCA:") {
+				// The chip refuses GenKey until its config zone is locked.
+				return nil, nil, nil, fmt.Errorf("generating the device key in the crypto chip (%s): %w; the chip must be configured and its config zone locked first (mos atca)", ref, err)
+			}
 			return nil, nil, nil, fmt.Errorf("generating the device key %s: %w", ref, err)
 		}
 	}
