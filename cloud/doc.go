@@ -1,4 +1,7 @@
-// Package cloud will register devices with AWS IoT or an own MQTT broker
-// and CA. It does no device I/O. Nothing is implemented yet; see the
-// project's issues.
+// Package cloud registers devices with an MQTT broker and the fleet CA
+// (RegisterMQTT) or with AWS IoT (RegisterAWS, DeregisterAWS): the device makes its
+// key and a CSR, the certificate comes back, goes onto the device with the
+// broker's settings, and the device is watched until it reports that it
+// connected. Device I/O goes through the Device interface; the package
+// prints nothing (progress goes to a callback).
 package cloud

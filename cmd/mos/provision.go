@@ -30,6 +30,7 @@ type provisionOptions struct {
 	eraseData bool
 	noFlash   bool
 	demo      bool
+	cloud     provisionCloudOptions // --cloud mqtt|aws and its flags
 }
 
 func newProvisionCmd(a *app) *cobra.Command {
@@ -44,9 +45,10 @@ func newProvisionCmd(a *app) *cobra.Command {
 			"  2. boot it and wait until it answers RPC;\n" +
 			"  3. apply settings (--set key=value ...), saved;\n" +
 			"  4. join Wi-Fi (--wifi-ssid/--wifi-pass) and wait for an IP address;\n" +
-			"  5. verify with Sys.GetInfo and print a summary.\n" +
-			"Steps with nothing to do are skipped, so a second run is quick. Identity and cloud\n" +
-			"registration join this command as they land.",
+			"  5. with --cloud mqtt|aws: the device's key and certificate, registration with the\n" +
+			"     broker or AWS IoT, and a wait until the device reports it is connected;\n" +
+			"  6. verify with Sys.GetInfo and print a summary.\n" +
+			"Steps with nothing to do are skipped, so a second run is quick.",
 		Example: "  mos --port /dev/ttyUSB0 provision fw.zip --wifi-ssid HomeNet --wifi-pass secret\n" +
 			"  mos --port sim://esp32 provision --wifi-ssid mos-demo-net --wifi-pass demo-pass-1234",
 		Args: usageArgs(cobra.MaximumNArgs(1)),
@@ -61,6 +63,9 @@ func newProvisionCmd(a *app) *cobra.Command {
 				if err := provision.CheckWiFi(o.ssid, o.pass); err != nil {
 					return usageErr(cmd, err)
 				}
+			}
+			if err := o.cloud.check(cmd); err != nil {
+				return usageErr(cmd, err)
 			}
 			values, err := parseSets(o.sets)
 			if err != nil {
@@ -81,6 +86,7 @@ func newProvisionCmd(a *app) *cobra.Command {
 	f.BoolVar(&o.force, "force", false, "rewrite all of the firmware even where the flash already holds it")
 	f.BoolVar(&o.eraseData, "erase-data", false, "also write the bundle's data partitions (wipes files and config)")
 	f.BoolVar(&o.noFlash, "no-flash", false, "skip flashing: the board already runs the firmware")
+	o.cloud.addFlags(cmd, a)
 	f.BoolVar(&o.demo, "demo", false, "flash the demo firmware (made for the virtual device) even to a port other than sim://")
 	return cmd
 }
@@ -249,6 +255,13 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 	if o.ssid != "" {
 		if err := step("wifi", func() (string, string, error) {
 			return provisionWiFi(ctx, a, client, o.ssid, o.pass)
+		}); err != nil {
+			return err
+		}
+	}
+	if o.cloud.kind != "" {
+		if err := step("cloud", func() (string, string, error) {
+			return provisionCloud(ctx, a, client, o.cloud)
 		}); err != nil {
 			return err
 		}

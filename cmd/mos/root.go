@@ -78,6 +78,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newCreateFwBundleCmd(a),
 		newDoctorCmd(a),
 		newManCmd(a),
+		newCACmd(a), newBrokerCmd(a), newCloudCmd(a), newAWSIoTSetupCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	root.AddCommand(atcaCommands(a)...)

@@ -1,0 +1,34 @@
+// Adapter from the RPC client's identity calls (provision/identity.go) to
+// cloud.Device.
+
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+
+	"github.com/mos-tool/mos/cloud"
+	"github.com/mos-tool/mos/provision"
+)
+
+type cloudDevice struct{ *provision.Client }
+
+func newCloudDevice(c *provision.Client) (cloud.Device, error) { return cloudDevice{c}, nil }
+
+func (d cloudDevice) GenerateKey(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
+	return d.Client.GenerateDeviceKey(ctx, provision.KeyRef(ref))
+}
+
+func (d cloudDevice) PublicKey(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
+	return d.Client.DevicePublicKey(ctx, provision.KeyRef(ref))
+}
+
+func (d cloudDevice) Signer(ctx context.Context, ref string) (crypto.Signer, error) {
+	return d.Client.DeviceSigner(ctx, provision.KeyRef(ref))
+}
+
+func (d cloudDevice) MQTTStatus(ctx context.Context) (cloud.MQTTStatus, error) {
+	s, err := d.Client.MQTTStatus(ctx)
+	return cloud.MQTTStatus{Connected: s.Connected, Broker: s.Broker, ClientID: s.ClientID, LastError: s.LastError}, err
+}
