@@ -28,11 +28,12 @@ FUZZ_TARGETS := \
 	./fwimage:FuzzPartitionTable \
 	./fwbundle:FuzzRead
 
-# Prerequisites of `make test`: the pinned npm packages the interop tests
+# Prerequisites of `make test`: the Debian packages the tests need
+# (installed when missing), then the pinned npm packages the interop tests
 # run (esptool-js, the judge of the virtual device).
-TEST_DEPS ?= interop-deps
+TEST_DEPS ?= system-deps interop-deps
 
-.PHONY: all build test interop-deps demo demo-wifi bench fuzz clean release
+.PHONY: all build test system-deps interop-deps demo demo-wifi bench fuzz clean release
 
 all: build
 
@@ -43,6 +44,9 @@ build:
 
 test: $(TEST_DEPS)
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+system-deps:
+	@scripts/test-deps.sh
 
 # npm packages used by the interop tests (reference implementations run
 # against our code). npm ci installs exactly what package-lock.json pins.
