@@ -75,6 +75,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newSimCmd(a),
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
+		newConsoleCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	return root

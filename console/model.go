@@ -1,0 +1,648 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/textinput"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
+)
+
+// Backend is what the model needs of a Session (tests give it a fake).
+type Backend interface {
+	Next(ctx context.Context) (Batch, error)
+	Send(dev int, b []byte) error
+	Reset(ctx context.Context, dev int, bootloader bool) error
+	Devices() []string
+	Name(dev int) string
+	Start() time.Time
+}
+
+// Options are the view settings; the keys change them at run time.
+type Options struct {
+	Scrollback int        // lines kept (DefaultScrollback when 0)
+	Time       TimeMode   // timestamps
+	Filter     Filter     // only lines that match
+	ShowRPC    bool       // RPC frames pretty-printed instead of hidden
+	Hex        bool       // raw bytes in hex
+	Control    bool       // control characters visible
+	Ending     LineEnding // added to a line sent with i
+	Profile    termenv.Profile
+}
+
+// DefaultScrollback is generous: a day of a chatty firmware's log at about
+// 100 bytes a line is well under 100 MB.
+const DefaultScrollback = 200000
+
+type mode int
+
+const (
+	modeLog mode = iota
+	modeHelp
+	modeSearch
+	modeFilter
+	modeFilterRe
+	modeSend
+	modeSendHex
+)
+
+// Model is the bubbletea model of the console.
+type Model struct {
+	ctx  context.Context
+	be   Backend
+	opts Options
+	st   styles
+
+	lines   []Line // lines[start:] is the scrollback
+	start   int
+	partial []string
+	status  []Status
+	names   []string
+	sel     int // device that keys act on
+
+	width, height int
+	offset        int // visible lines hidden below the view (0: following)
+	unseen        int // lines that arrived while not following
+	hiddenRPC     int
+
+	search    Filter
+	searchSeq uint64 // the match n/N moved to
+
+	mode  mode
+	input textinput.Model
+	note  string // last action's outcome, shown in the status bar
+	ended bool
+}
+
+// NewModel builds the model over a backend.
+func NewModel(ctx context.Context, be Backend, opts Options) *Model {
+	if opts.Scrollback <= 0 {
+		opts.Scrollback = DefaultScrollback
+	}
+	ti := textinput.New()
+	ti.Prompt = ""
+	ti.CharLimit = 4096
+	n := len(be.Devices())
+	m := &Model{
+		ctx: ctx, be: be, opts: opts, st: newStyles(opts.Profile),
+		partial: make([]string, n), status: make([]Status, n), input: ti,
+		width: 80, height: 24,
+	}
+	for i := range n {
+		m.names = append(m.names, be.Name(i))
+		m.status[i] = Status{Dev: i, State: StateConnecting}
+	}
+	return m
+}
+
+type batchMsg struct {
+	b   Batch
+	err error
+}
+
+type noteMsg string
+
+func (m *Model) next() tea.Cmd {
+	return func() tea.Msg {
+		b, err := m.be.Next(m.ctx)
+		return batchMsg{b, err}
+	}
+}
+
+// Init starts waiting for the device.
+func (m *Model) Init() tea.Cmd { return m.next() }
+
+// Update handles port data, window size and keys.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.input.Width = max(msg.Width-20, 10)
+		return m, nil
+	case batchMsg:
+		if msg.err != nil {
+			m.ended = true
+			if msg.err == io.EOF || m.ctx.Err() != nil {
+				return m, tea.Quit
+			}
+			m.note = msg.err.Error()
+			return m, tea.Quit
+		}
+		m.add(msg.b)
+		return m, m.next()
+	case noteMsg:
+		m.note = string(msg)
+		return m, nil
+	case tea.KeyMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+// add takes in a batch: statuses, new lines (the view stays where it is
+// when not following), the scrollback bound.
+func (m *Model) add(b Batch) {
+	for _, s := range b.Status {
+		m.status[s.Dev] = s
+	}
+	if b.Partial != nil {
+		m.partial = b.Partial
+	}
+	for _, l := range b.Lines {
+		if l.RPC {
+			m.hiddenRPC++
+		}
+		if m.offset > 0 && m.visible(&l) {
+			m.offset++
+			m.unseen++
+		}
+	}
+	m.lines = append(m.lines, b.Lines...)
+	if over := len(m.lines) - m.start - m.opts.Scrollback; over > 0 {
+		m.start += over
+		// Keep the memory bounded: move the kept lines down once the
+		// dropped ones are a quarter of the bound.
+		if m.start > m.opts.Scrollback/4 {
+			m.lines = append([]Line(nil), m.lines[m.start:]...)
+			m.start = 0
+		}
+		if n := m.visibleCount(); m.offset > n-1 {
+			m.offset = max(n-1, 0)
+		}
+	}
+}
+
+func (m *Model) visible(l *Line) bool {
+	if l.RPC && !m.opts.ShowRPC {
+		return false
+	}
+	return m.opts.Filter.Match(l.Text)
+}
+
+func (m *Model) visibleCount() int {
+	n := 0
+	for i := m.start; i < len(m.lines); i++ {
+		if m.visible(&m.lines[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// visibleBack returns the index in m.lines of the k-th visible line from
+// the newest (k = 0), or -1.
+func (m *Model) visibleBack(k int) int {
+	for i := len(m.lines) - 1; i >= m.start; i-- {
+		if m.visible(&m.lines[i]) {
+			if k == 0 {
+				return i
+			}
+			k--
+		}
+	}
+	return -1
+}
+
+func (m *Model) logHeight() int {
+	h := m.height - 1
+	if m.mode >= modeSearch {
+		h--
+	}
+	return max(h, 1)
+}
+
+func (m *Model) scroll(d int) {
+	m.offset += d
+	if n := m.visibleCount(); m.offset > n-1 {
+		m.offset = n - 1
+	}
+	if m.offset <= 0 {
+		m.offset, m.unseen = 0, 0
+	}
+}
+
+func (m *Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	if k.Type == tea.KeyCtrlC {
+		return m, tea.Quit
+	}
+	switch m.mode {
+	case modeHelp:
+		m.mode = modeLog
+		return m, nil
+	case modeSearch, modeFilter, modeFilterRe, modeSend, modeSendHex:
+		return m.inputKey(k)
+	}
+	m.note = ""
+	switch k.String() {
+	case "q":
+		return m, tea.Quit
+	case "?":
+		m.mode = modeHelp
+	case "up", "k":
+		m.scroll(1)
+	case "down", "j":
+		m.scroll(-1)
+	case "pgup", "ctrl+u":
+		m.scroll(m.logHeight() - 1)
+	case "pgdown", "ctrl+d", " ":
+		m.scroll(-(m.logHeight() - 1))
+	case "home", "g":
+		m.scroll(m.visibleCount())
+	case "end", "G":
+		m.offset, m.unseen = 0, 0
+	case "/":
+		m.prompt(modeSearch, m.search.text)
+	case "f":
+		m.prompt(modeFilter, "")
+	case "F":
+		m.prompt(modeFilterRe, "")
+	case "esc":
+		m.search, m.searchSeq = Filter{}, 0
+		m.opts.Filter = Filter{}
+		m.offset, m.unseen = 0, 0
+	case "n":
+		m.findMatch(+1)
+	case "N":
+		m.findMatch(-1)
+	case "t":
+		m.opts.Time = (m.opts.Time + 1) % 4
+		m.note = "timestamps: " + m.opts.Time.String()
+	case "x":
+		m.opts.Hex = !m.opts.Hex
+	case "c":
+		m.opts.Control = !m.opts.Control
+	case "p":
+		m.opts.ShowRPC = !m.opts.ShowRPC
+		m.offset, m.unseen = 0, 0
+	case "i":
+		m.prompt(modeSend, "")
+	case "h":
+		m.prompt(modeSendHex, "")
+	case "e":
+		m.opts.Ending = (m.opts.Ending + 1) % 4
+		m.note = "line ending: " + m.opts.Ending.String()
+	case "R", "ctrl+r":
+		return m, m.reset(false)
+	case "B":
+		return m, m.reset(true)
+	case "C", "ctrl+l":
+		m.lines, m.start, m.offset, m.unseen, m.hiddenRPC = nil, 0, 0, 0, 0
+	case "tab":
+		m.sel = (m.sel + 1) % len(m.names)
+		m.note = "keys act on " + m.names[m.sel]
+	}
+	return m, nil
+}
+
+func (m *Model) prompt(md mode, val string) {
+	m.mode = md
+	m.input.SetValue(val)
+	m.input.CursorEnd()
+	m.input.Focus()
+}
+
+func (m *Model) inputKey(k tea.KeyMsg) (tea.Model, tea.Cmd) {
+	switch k.Type {
+	case tea.KeyEsc:
+		m.mode = modeLog
+		m.input.Blur()
+		return m, nil
+	case tea.KeyEnter:
+		md, val := m.mode, m.input.Value()
+		m.mode = modeLog
+		m.input.Blur()
+		return m, m.submit(md, val)
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(k)
+	return m, cmd
+}
+
+func (m *Model) submit(md mode, val string) tea.Cmd {
+	switch md {
+	case modeSearch:
+		m.search, _ = NewFilter(val, false)
+		m.searchSeq = 0
+		if val != "" {
+			// From the newest line upwards, as a log is read.
+			m.offset = -1
+			m.findMatch(+1)
+		}
+	case modeFilter, modeFilterRe:
+		f, err := NewFilter(val, md == modeFilterRe)
+		if err != nil {
+			m.note = err.Error()
+			return nil
+		}
+		m.opts.Filter = f
+		m.offset, m.unseen = 0, 0
+	case modeSend:
+		b := append([]byte(val), m.opts.Ending.bytes()...)
+		return m.send(b)
+	case modeSendHex:
+		b, err := ParseHex(val)
+		if err != nil {
+			m.note = err.Error()
+			return nil
+		}
+		return m.send(b)
+	}
+	return nil
+}
+
+// findMatch moves to the next search match: dir +1 goes to older lines,
+// -1 to newer ones. The match becomes the bottom line of the view.
+func (m *Model) findMatch(dir int) {
+	if !m.search.Active() {
+		m.note = "no search: press / first"
+		return
+	}
+	n := m.visibleCount()
+	for k := m.offset + dir; k >= 0 && k < n; k += dir {
+		i := m.visibleBack(k)
+		if i >= 0 && m.search.Match(m.lines[i].Text) {
+			m.offset, m.searchSeq = k, m.lines[i].Seq
+			if k == 0 {
+				m.unseen = 0
+			}
+			return
+		}
+	}
+	if m.offset < 0 {
+		m.offset = 0
+	}
+	if dir > 0 {
+		m.note = fmt.Sprintf("%q: no older match", m.search.text)
+	} else {
+		m.note = fmt.Sprintf("%q: no newer match", m.search.text)
+	}
+}
+
+func (m *Model) send(b []byte) tea.Cmd {
+	be, dev := m.be, m.sel
+	return func() tea.Msg {
+		if err := be.Send(dev, b); err != nil {
+			return noteMsg("send failed: " + err.Error())
+		}
+		return noteMsg(fmt.Sprintf("sent %d bytes", len(b)))
+	}
+}
+
+func (m *Model) reset(boot bool) tea.Cmd {
+	be, dev, ctx := m.be, m.sel, m.ctx
+	what := "reset"
+	if boot {
+		what = "reset into the bootloader"
+	}
+	return func() tea.Msg {
+		if err := be.Reset(ctx, dev, boot); err != nil {
+			return noteMsg(what + " failed: " + err.Error())
+		}
+		return noteMsg(what + " done")
+	}
+}
+
+// View draws the log, the input line when one is open, and the status bar.
+func (m *Model) View() string {
+	if m.mode == modeHelp {
+		return m.helpView()
+	}
+	h := m.logHeight()
+	rows := m.logRows(h)
+	var b strings.Builder
+	for i := len(rows); i < h; i++ {
+		b.WriteByte('\n')
+	}
+	for _, r := range rows {
+		b.WriteString(r)
+		b.WriteByte('\n')
+	}
+	if m.mode >= modeSearch {
+		b.WriteString(m.promptText() + m.input.View())
+		b.WriteByte('\n')
+	}
+	b.WriteString(m.statusBar())
+	return b.String()
+}
+
+func (m *Model) promptText() string {
+	switch m.mode {
+	case modeSearch:
+		return "search: "
+	case modeFilter:
+		return "filter: "
+	case modeFilterRe:
+		return "filter (regexp): "
+	case modeSend:
+		return fmt.Sprintf("send to %s (+%s): ", m.names[m.sel], m.opts.Ending)
+	case modeSendHex:
+		return fmt.Sprintf("send hex to %s: ", m.names[m.sel])
+	}
+	return ""
+}
+
+// logRows renders the h rows above the status bar, newest at the bottom.
+func (m *Model) logRows(h int) []string {
+	var rows []string
+	if m.offset == 0 {
+		for dev, p := range m.partial {
+			if p != "" && !m.opts.Hex && m.opts.Filter.Match(p) {
+				l := Line{Dev: dev, Raw: []byte(p), Text: p}
+				rows = append(m.renderLine(&l, -1), rows...)
+			}
+		}
+	}
+	k := m.offset
+	for len(rows) < h {
+		i := m.visibleBack(k)
+		if i < 0 {
+			break
+		}
+		rows = append(m.renderLine(&m.lines[i], i), rows...)
+		k++
+	}
+	if len(rows) > h {
+		rows = rows[len(rows)-h:]
+	}
+	return rows
+}
+
+// renderLine gives the screen rows of one line (wrapped to the width).
+func (m *Model) renderLine(l *Line, idx int) []string {
+	var prefix string
+	if m.opts.Time != TimeOff && idx >= 0 {
+		var prev time.Time
+		if idx > m.start {
+			prev = m.lines[idx-1].Time
+		}
+		prefix += m.st.dim.Render(stamp(m.opts.Time, l.Time, m.be.Start(), prev)) + " "
+	}
+	if len(m.names) > 1 {
+		prefix += m.st.tag[l.Dev%len(m.st.tag)].Render(m.names[l.Dev]) + " "
+	}
+	var body []string
+	switch {
+	case m.opts.Hex:
+		body = []string{hexDump(l.Raw)}
+	case l.RPC:
+		for _, r := range strings.Split(prettyJSON(l.Text), "\n") {
+			body = append(body, m.st.rpc.Render(r))
+		}
+		body[0] = m.st.rpc.Render("RPC ") + body[0]
+	default:
+		text := safeText(l.Text, false)
+		if m.opts.Control {
+			text = visibleRaw(l.Raw)
+		}
+		body = []string{m.highlight(text, l)}
+	}
+	var out []string
+	for i, b := range body {
+		if i == 0 {
+			b = prefix + b
+		}
+		out = append(out, m.wrap(b)...)
+	}
+	for _, a := range splitLines(l.Annot) {
+		out = append(out, m.wrap(m.st.annot.Render("  ↳ "+safeText(a, false)))...)
+	}
+	return out
+}
+
+// highlight colours text by level and marks search matches.
+func (m *Model) highlight(text string, l *Line) string {
+	lvl, ok := m.st.level[l.Level]
+	spans := m.search.matches(text)
+	if len(spans) == 0 {
+		if ok {
+			return lvl.Render(text)
+		}
+		return text
+	}
+	mark := m.st.match
+	if l.Seq != 0 && l.Seq == m.searchSeq {
+		mark = m.st.current
+	}
+	var b strings.Builder
+	plain := func(s string) {
+		if s == "" {
+			return
+		}
+		if ok {
+			s = lvl.Render(s)
+		}
+		b.WriteString(s)
+	}
+	at := 0
+	for _, sp := range spans {
+		plain(text[at:sp[0]])
+		b.WriteString(mark.Render(text[sp[0]:sp[1]]))
+		at = sp[1]
+	}
+	plain(text[at:])
+	return b.String()
+}
+
+func (m *Model) wrap(s string) []string {
+	if m.width <= 0 || ansi.StringWidth(s) <= m.width {
+		return []string{s}
+	}
+	return strings.Split(ansi.Hardwrap(s, m.width, true), "\n")
+}
+
+// statusBar: the devices' states, follow or paused, the view settings.
+func (m *Model) statusBar() string {
+	var parts []string
+	for i, s := range m.status {
+		name := m.names[i]
+		if len(m.names) > 1 && i == m.sel {
+			name = "*" + name
+		}
+		var st = m.st.ok
+		text := name
+		switch s.State {
+		case StateConnecting:
+			st, text = m.st.warn, name+" connecting"
+		case StateReconnecting:
+			st, text = m.st.bad, name+" reconnecting"
+		case StateLent:
+			st, text = m.st.warn, name+" lent to "+s.Who
+		case StateClosed:
+			st, text = m.st.bad, name+" closed"
+		}
+		parts = append(parts, st.Render(" "+text+" "))
+	}
+	var info []string
+	if m.offset > 0 {
+		info = append(info, fmt.Sprintf("PAUSED +%d, End follows", m.unseen))
+	} else {
+		info = append(info, "FOLLOW")
+	}
+	if m.opts.Filter.Active() {
+		info = append(info, "filter "+m.opts.Filter.String())
+	}
+	if m.search.Active() {
+		info = append(info, "/"+m.search.text)
+	}
+	if m.opts.Time != TimeOff {
+		info = append(info, "t:"+m.opts.Time.String())
+	}
+	if m.opts.Hex {
+		info = append(info, "hex")
+	}
+	if m.opts.Control {
+		info = append(info, "ctrl")
+	}
+	if !m.opts.ShowRPC && m.hiddenRPC > 0 {
+		info = append(info, fmt.Sprintf("%d RPC hidden", m.hiddenRPC))
+	}
+	if m.note != "" {
+		info = append([]string{m.note}, info...)
+	}
+	info = append(info, "? help")
+	left := strings.Join(parts, "")
+	rest := " " + strings.Join(info, " · ") + " "
+	w := m.width - ansi.StringWidth(left)
+	if w < 0 {
+		return ansi.Truncate(left, m.width, "…")
+	}
+	rest = ansi.Truncate(rest, w, "…")
+	if pad := w - ansi.StringWidth(rest); pad > 0 {
+		rest += strings.Repeat(" ", pad)
+	}
+	return left + m.st.bar.Render(rest)
+}
+
+func (m *Model) helpView() string {
+	kw := 0
+	for _, k := range helpKeys {
+		kw = max(kw, ansi.StringWidth(k.keys))
+	}
+	var b strings.Builder
+	b.WriteString("mos console keys\n\n")
+	for _, k := range helpKeys {
+		b.WriteString(m.st.helpKey.Render(k.keys+strings.Repeat(" ", kw-ansi.StringWidth(k.keys))) + "  " + k.what + "\n")
+	}
+	b.WriteString(fmt.Sprintf("\nline ending %s · scrollback %d lines", m.opts.Ending, m.opts.Scrollback))
+	inner := m.width - 4
+	var rows []string
+	for _, r := range strings.Split(b.String(), "\n") {
+		rows = append(rows, m.wrapTo(r, inner)...)
+	}
+	if len(rows) > m.height-2 && m.height > 2 {
+		rows = rows[:m.height-2]
+	}
+	return m.st.help.Width(m.width - 2).Render(strings.Join(rows, "\n"))
+}
+
+func (m *Model) wrapTo(s string, w int) []string {
+	if w <= 0 || ansi.StringWidth(s) <= w {
+		return []string{s}
+	}
+	return strings.Split(ansi.Wrap(s, w, " "), "\n")
+}
