@@ -34,6 +34,7 @@ type Line struct {
 	Level Level  // from the log format
 	Annot string // what a LineAnnotator said about it (may hold newlines)
 	Seq   uint64 // position in the session's stream of lines
+	Mark  bool   // not from the device: the console's note (port lost, back)
 }
 
 // TimeMode says how a line's time is shown.

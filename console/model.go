@@ -73,10 +73,11 @@ type Model struct {
 	search    Filter
 	searchSeq uint64 // the match n/N moved to
 
-	mode  mode
-	input textinput.Model
-	note  string // last action's outcome, shown in the status bar
-	ended bool
+	mode    mode
+	input   textinput.Model
+	note    string // last action's outcome, shown in the status bar
+	helpTop int    // first help row shown on a short window
+	ended   bool
 }
 
 // NewModel builds the model over a backend.
@@ -144,11 +145,31 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// markText is the line put into the log when a device's state changes, so
+// the scrollback shows where the stream was interrupted.
+func markText(prev State, s Status) string {
+	switch {
+	case s.State == StateReconnecting && prev == StateConnected:
+		return fmt.Sprintf("--- %v; waiting for the port to come back", s.Err)
+	case s.State == StateConnected && prev == StateReconnecting:
+		return "--- reconnected"
+	case s.State == StateLent:
+		return "--- port lent to " + s.Who
+	case s.State == StateConnected && prev == StateLent:
+		return "--- port back from the other command"
+	}
+	return ""
+}
+
 // add takes in a batch: statuses, new lines (the view stays where it is
 // when not following), the scrollback bound.
 func (m *Model) add(b Batch) {
 	for _, s := range b.Status {
+		prev := m.status[s.Dev].State
 		m.status[s.Dev] = s
+		if txt := markText(prev, s); txt != "" {
+			b.Lines = append(b.Lines, Line{Dev: s.Dev, Time: s.Time, Text: txt, Mark: true})
+		}
 	}
 	if b.Partial != nil {
 		m.partial = b.Partial
@@ -232,7 +253,14 @@ func (m *Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	switch m.mode {
 	case modeHelp:
-		m.mode = modeLog
+		switch k.String() {
+		case "down", "j":
+			m.helpTop++
+		case "up", "k":
+			m.helpTop = max(m.helpTop-1, 0)
+		default:
+			m.mode, m.helpTop = modeLog, 0
+		}
 		return m, nil
 	case modeSearch, modeFilter, modeFilterRe, modeSend, modeSendHex:
 		return m.inputKey(k)
@@ -487,6 +515,8 @@ func (m *Model) renderLine(l *Line, idx int) []string {
 	}
 	var body []string
 	switch {
+	case l.Mark:
+		body = []string{m.st.dim.Render(safeText(l.Text, false))}
 	case m.opts.Hex:
 		body = []string{hexDump(l.Raw)}
 	case l.RPC:
@@ -501,15 +531,38 @@ func (m *Model) renderLine(l *Line, idx int) []string {
 		}
 		body = []string{m.highlight(text, l)}
 	}
-	var out []string
-	for i, b := range body {
-		if i == 0 {
-			b = prefix + b
+	pw := ansi.StringWidth(prefix)
+	avail := m.width - pw
+	if m.width <= 0 || avail < 20 {
+		// Too narrow to keep a column for the text: wrap whole rows.
+		var out []string
+		for i, b := range body {
+			if i == 0 {
+				b = prefix + b
+			}
+			out = append(out, m.wrap(b, m.width)...)
 		}
-		out = append(out, m.wrap(b)...)
+		for _, a := range splitLines(l.Annot) {
+			out = append(out, m.wrap(m.st.annot.Render("  ↳ "+safeText(a, false)), m.width)...)
+		}
+		return out
+	}
+	// Continuation rows start under the text, not under the timestamp.
+	indent := strings.Repeat(" ", pw)
+	var out []string
+	for _, b := range body {
+		for _, r := range m.wrap(b, avail) {
+			if len(out) == 0 {
+				out = append(out, prefix+r)
+			} else {
+				out = append(out, indent+r)
+			}
+		}
 	}
 	for _, a := range splitLines(l.Annot) {
-		out = append(out, m.wrap(m.st.annot.Render("  ↳ "+safeText(a, false)))...)
+		for _, r := range m.wrap(m.st.annot.Render("↳ "+safeText(a, false)), avail) {
+			out = append(out, indent+r)
+		}
 	}
 	return out
 }
@@ -548,11 +601,11 @@ func (m *Model) highlight(text string, l *Line) string {
 	return b.String()
 }
 
-func (m *Model) wrap(s string) []string {
-	if m.width <= 0 || ansi.StringWidth(s) <= m.width {
+func (m *Model) wrap(s string, w int) []string {
+	if w <= 0 || ansi.StringWidth(s) <= w {
 		return []string{s}
 	}
-	return strings.Split(ansi.Hardwrap(s, m.width, true), "\n")
+	return strings.Split(ansi.Hardwrap(s, w, true), "\n")
 }
 
 // statusBar: the devices' states, follow or paused, the view settings.
@@ -623,21 +676,32 @@ func (m *Model) helpView() string {
 	for _, k := range helpKeys {
 		kw = max(kw, ansi.StringWidth(k.keys))
 	}
-	var b strings.Builder
-	b.WriteString("mos console keys\n\n")
-	for _, k := range helpKeys {
-		b.WriteString(m.st.helpKey.Render(k.keys+strings.Repeat(" ", kw-ansi.StringWidth(k.keys))) + "  " + k.what + "\n")
-	}
-	b.WriteString(fmt.Sprintf("\nline ending %s · scrollback %d lines", m.opts.Ending, m.opts.Scrollback))
-	inner := m.width - 4
+	w := min(m.width, 84) - 4 // inside the border and padding
 	var rows []string
-	for _, r := range strings.Split(b.String(), "\n") {
-		rows = append(rows, m.wrapTo(r, inner)...)
+	rows = append(rows, "mos console keys", "")
+	for _, k := range helpKeys {
+		key := m.st.helpKey.Render(k.keys + strings.Repeat(" ", kw-ansi.StringWidth(k.keys)))
+		for i, r := range m.wrapTo(k.what, w-kw-2) {
+			if i == 0 {
+				rows = append(rows, key+"  "+r)
+			} else {
+				rows = append(rows, strings.Repeat(" ", kw+2)+r)
+			}
+		}
 	}
-	if len(rows) > m.height-2 && m.height > 2 {
-		rows = rows[:m.height-2]
+	rows = append(rows, "")
+	rows = append(rows, m.wrapTo(fmt.Sprintf("line ending %s · scrollback %d lines", m.opts.Ending, m.opts.Scrollback), w)...)
+	// A short window shows a part: ↑/↓ move it, other keys close.
+	if fit := m.height - 2; fit > 1 && len(rows) > fit {
+		total := len(rows)
+		top := min(m.helpTop, total-fit)
+		m.helpTop = top
+		rows = rows[top : top+fit]
+		if top+fit < total {
+			rows[fit-1] = m.st.dim.Render("↓ more · any other key closes")
+		}
 	}
-	return m.st.help.Width(m.width - 2).Render(strings.Join(rows, "\n"))
+	return m.st.help.Width(w + 4 - 2).Render(strings.Join(rows, "\n"))
 }
 
 func (m *Model) wrapTo(s string, w int) []string {
