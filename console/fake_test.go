@@ -2,7 +2,10 @@ package console
 
 import (
 	"context"
+	"errors"
 	"io"
+
+	"github.com/charmbracelet/x/ansi"
 	"time"
 )
 
@@ -26,3 +29,7 @@ func (f *fakeBackend) Reset(ctx context.Context, dev int, boot bool) error {
 func (f *fakeBackend) Devices() []string { return f.names }
 func (f *fakeBackend) Name(i int) string { return f.names[i] }
 func (f *fakeBackend) Start() time.Time  { return f.start }
+
+var errLost = errors.New("read rfc2217://127.0.0.1:4000: device disconnected")
+
+func visibleWidth(s string) int { return ansi.StringWidth(s) }

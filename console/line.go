@@ -374,3 +374,34 @@ func hexDump(raw []byte) string {
 	b.WriteByte('|')
 	return b.String()
 }
+
+// hexRows dumps raw per bytes a row: hex pairs, then the printable
+// characters, as hexdump -C does.
+func hexRows(raw []byte, per int) []string {
+	var rows []string
+	for i := 0; i < len(raw); i += per {
+		chunk := raw[i:min(i+per, len(raw))]
+		var b strings.Builder
+		for j := range per {
+			if j < len(chunk) {
+				fmt.Fprintf(&b, "%02x ", chunk[j])
+			} else {
+				b.WriteString("   ")
+			}
+		}
+		b.WriteString(" |")
+		for _, c := range chunk {
+			if c >= 0x20 && c < 0x7f {
+				b.WriteByte(c)
+			} else {
+				b.WriteByte('.')
+			}
+		}
+		b.WriteByte('|')
+		rows = append(rows, b.String())
+	}
+	if len(rows) == 0 {
+		rows = []string{""}
+	}
+	return rows
+}

@@ -32,7 +32,8 @@ type Options struct {
 	Hex        bool       // raw bytes in hex
 	Control    bool       // control characters visible
 	Ending     LineEnding // added to a line sent with i
-	Profile    termenv.Profile
+	Profile    termenv.Profile // colours the terminal takes
+	NoColor    bool            // NO_COLOR: no colours, reverse video and bold only
 }
 
 // DefaultScrollback is generous: a day of a chatty firmware's log at about
@@ -90,7 +91,7 @@ func NewModel(ctx context.Context, be Backend, opts Options) *Model {
 	ti.CharLimit = 4096
 	n := len(be.Devices())
 	m := &Model{
-		ctx: ctx, be: be, opts: opts, st: newStyles(opts.Profile),
+		ctx: ctx, be: be, opts: opts, st: newStyles(opts.Profile, opts.NoColor),
 		partial: make([]string, n), status: make([]Status, n), input: ti,
 		width: 80, height: 24,
 	}
@@ -299,7 +300,6 @@ func (m *Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.findMatch(-1)
 	case "t":
 		m.opts.Time = (m.opts.Time + 1) % 4
-		m.note = "timestamps: " + m.opts.Time.String()
 	case "x":
 		m.opts.Hex = !m.opts.Hex
 	case "c":
@@ -451,7 +451,9 @@ func (m *Model) View() string {
 		b.WriteByte('\n')
 	}
 	if m.mode >= modeSearch {
-		b.WriteString(m.promptText() + m.input.View())
+		p := m.promptText()
+		m.input.Width = max(m.width-ansi.StringWidth(p)-2, 1)
+		b.WriteString(p + m.input.View())
 		b.WriteByte('\n')
 	}
 	b.WriteString(m.statusBar())
@@ -518,7 +520,11 @@ func (m *Model) renderLine(l *Line, idx int) []string {
 	case l.Mark:
 		body = []string{m.st.dim.Render(safeText(l.Text, false))}
 	case m.opts.Hex:
-		body = []string{hexDump(l.Raw)}
+		per := 16
+		if m.width > 0 && m.width-ansi.StringWidth(prefix) < 16*4+4 {
+			per = 8
+		}
+		body = hexRows(l.Raw, per)
 	case l.RPC:
 		for _, r := range strings.Split(prettyJSON(l.Text), "\n") {
 			body = append(body, m.st.rpc.Render(r))
@@ -632,7 +638,11 @@ func (m *Model) statusBar() string {
 	}
 	var info []string
 	if m.offset > 0 {
-		info = append(info, fmt.Sprintf("PAUSED +%d, End follows", m.unseen))
+		if m.unseen > 0 {
+			info = append(info, fmt.Sprintf("PAUSED +%d new, End follows", m.unseen))
+		} else {
+			info = append(info, "PAUSED, End follows")
+		}
 	} else {
 		info = append(info, "FOLLOW")
 	}
