@@ -25,13 +25,13 @@ type Backend interface {
 
 // Options are the view settings; the keys change them at run time.
 type Options struct {
-	Scrollback int        // lines kept (DefaultScrollback when 0)
-	Time       TimeMode   // timestamps
-	Filter     Filter     // only lines that match
-	ShowRPC    bool       // RPC frames pretty-printed instead of hidden
-	Hex        bool       // raw bytes in hex
-	Control    bool       // control characters visible
-	Ending     LineEnding // added to a line sent with i
+	Scrollback int             // lines kept (DefaultScrollback when 0)
+	Time       TimeMode        // timestamps
+	Filter     Filter          // only lines that match
+	ShowRPC    bool            // RPC frames pretty-printed instead of hidden
+	Hex        bool            // raw bytes in hex
+	Control    bool            // control characters visible
+	Ending     LineEnding      // added to a line sent with i
 	Profile    termenv.Profile // colours the terminal takes
 	NoColor    bool            // NO_COLOR: no colours, reverse video and bold only
 }
