@@ -355,17 +355,19 @@ func (s *Session) Send(dev int, b []byte) error {
 // with bootloader set into the ROM's download mode. The sequences are the
 // flasher's (esptool's hard reset and classic reset).
 func (s *Session) Reset(ctx context.Context, dev int, bootloader bool) error {
+	return s.withPort(dev, func(p port.Port) error { return s.resetPort(ctx, p, bootloader) })
+}
+
+func (s *Session) resetPort(ctx context.Context, p port.Port, bootloader bool) error {
 	seq := flasher.HardReset()
 	if bootloader {
 		seq = flasher.ClassicReset(50 * time.Millisecond)
 	}
-	return s.withPort(dev, func(p port.Port) error {
-		err := seq.Run(ctx, p)
-		if errors.Is(err, port.ErrNoControlLines) {
-			return fmt.Errorf("%s has no DTR/RTS lines: press the board's reset button", p.Name())
-		}
-		return err
-	})
+	err := seq.Run(ctx, p)
+	if errors.Is(err, port.ErrNoControlLines) {
+		return fmt.Errorf("%s has no DTR/RTS lines: press the board's reset button", p.Name())
+	}
+	return err
 }
 
 // Next waits until something arrived (or ctx ended) and returns it as
