@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/charmbracelet/x/term"
 	"github.com/muesli/termenv"
@@ -80,7 +81,14 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 		return &output.UsageError{Err: fmt.Errorf(format, args...), Command: "mos console"}
 	}
 	if len(o.ports) == 0 {
-		return usage("no port given: use --port (see `mos ports`)")
+		// The hints that say "`mos console` shows ..." are printed after
+		// another command failed: with one board plugged in, plain
+		// `mos console` must reach it.
+		p, err := onlyPort(a)
+		if err != nil {
+			return err
+		}
+		o.ports = []string{p}
 	}
 	if o.scrollback <= 0 {
 		return usage("--scrollback must be positive, not %d", o.scrollback)
@@ -151,4 +159,30 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 		return fmt.Errorf("writing the log file %s: %w", o.logFile, err)
 	}
 	return nil
+}
+
+// onlyPort picks the serial port when exactly one with a USB bridge (or,
+// failing that, exactly one at all) is present.
+func onlyPort(a *app) (string, error) {
+	list, err := a.listPorts()
+	if err != nil {
+		return "", fmt.Errorf("no --port given, and listing the serial ports failed: %w", err)
+	}
+	var usb []string
+	var all []string
+	for _, p := range list {
+		all = append(all, p.Name)
+		if p.USB {
+			usb = append(usb, p.Name)
+		}
+	}
+	switch {
+	case len(usb) == 1:
+		return usb[0], nil
+	case len(usb) == 0 && len(all) == 1:
+		return all[0], nil
+	case len(all) == 0:
+		return "", &output.UsageError{Err: errors.New("no --port given and no serial port found: plug the board in, or give --port (or MOS_PORT)"), Command: "mos console"}
+	}
+	return "", &output.UsageError{Err: fmt.Errorf("no --port given and several serial ports are present (%s): choose one with --port", strings.Join(all, ", ")), Command: "mos console"}
 }
