@@ -193,8 +193,8 @@ func (m *Model) add(b Batch) {
 			m.lines = append([]Line(nil), m.lines[m.start:]...)
 			m.start = 0
 		}
-		if n := m.visibleCount(); m.offset > n-1 {
-			m.offset = max(n-1, 0)
+		if top := m.topOffset(); m.offset > top {
+			m.offset = top
 		}
 	}
 }
@@ -214,6 +214,24 @@ func (m *Model) visibleCount() int {
 		}
 	}
 	return n
+}
+
+// topOffset is the offset at which the oldest line is the top row: the
+// farthest one can scroll back.
+func (m *Model) topOffset() int {
+	n := m.visibleCount()
+	rows, k := 0, 0
+	for i := m.start; i < len(m.lines) && k < n; i++ {
+		if !m.visible(&m.lines[i]) {
+			continue
+		}
+		rows += len(m.renderLine(&m.lines[i], i))
+		if rows > m.logHeight() {
+			break
+		}
+		k++
+	}
+	return max(n-k, 0)
 }
 
 // visibleBack returns the index in m.lines of the k-th visible line from
@@ -240,8 +258,8 @@ func (m *Model) logHeight() int {
 
 func (m *Model) scroll(d int) {
 	m.offset += d
-	if n := m.visibleCount(); m.offset > n-1 {
-		m.offset = n - 1
+	if top := m.topOffset(); m.offset > top {
+		m.offset = top
 	}
 	if m.offset <= 0 {
 		m.offset, m.unseen = 0, 0
@@ -636,43 +654,59 @@ func (m *Model) statusBar() string {
 		}
 		parts = append(parts, st.Render(" "+text+" "))
 	}
-	var info []string
-	if m.offset > 0 {
-		if m.unseen > 0 {
-			info = append(info, fmt.Sprintf("PAUSED +%d new, End follows", m.unseen))
-		} else {
-			info = append(info, "PAUSED, End follows")
-		}
-	} else {
-		info = append(info, "FOLLOW")
+	// Settings by priority: on a narrow terminal the least useful go first.
+	type item struct {
+		text string
+		prio int
+	}
+	var info []item
+	if m.note != "" {
+		info = append(info, item{m.note, 1})
+	}
+	switch {
+	case m.offset == 0:
+		info = append(info, item{"FOLLOW", 1})
+	case m.unseen > 0:
+		info = append(info, item{fmt.Sprintf("PAUSED +%d (End)", m.unseen), 1})
+	default:
+		info = append(info, item{"PAUSED (End)", 1})
 	}
 	if m.opts.Filter.Active() {
-		info = append(info, "filter "+m.opts.Filter.String())
+		info = append(info, item{"filter " + m.opts.Filter.String(), 2})
 	}
 	if m.search.Active() {
-		info = append(info, "/"+m.search.text)
+		info = append(info, item{"/" + m.search.text, 2})
 	}
 	if m.opts.Time != TimeOff {
-		info = append(info, "t:"+m.opts.Time.String())
+		info = append(info, item{"t:" + m.opts.Time.String(), 3})
 	}
 	if m.opts.Hex {
-		info = append(info, "hex")
+		info = append(info, item{"hex", 3})
 	}
 	if m.opts.Control {
-		info = append(info, "ctrl")
+		info = append(info, item{"ctrl", 3})
 	}
 	if !m.opts.ShowRPC && m.hiddenRPC > 0 {
-		info = append(info, fmt.Sprintf("%d RPC hidden", m.hiddenRPC))
+		info = append(info, item{fmt.Sprintf("%d RPC hidden", m.hiddenRPC), 4})
 	}
-	if m.note != "" {
-		info = append([]string{m.note}, info...)
-	}
-	info = append(info, "? help")
+	info = append(info, item{"? help", 5})
 	left := strings.Join(parts, "")
-	rest := " " + strings.Join(info, " · ") + " "
 	w := m.width - ansi.StringWidth(left)
 	if w < 0 {
 		return ansi.Truncate(left, m.width, "…")
+	}
+	var rest string
+	for drop := 6; drop >= 1; drop-- {
+		var keep []string
+		for _, it := range info {
+			if it.prio < drop {
+				keep = append(keep, it.text)
+			}
+		}
+		rest = " " + strings.Join(keep, " · ") + " "
+		if ansi.StringWidth(rest) <= w {
+			break
+		}
 	}
 	rest = ansi.Truncate(rest, w, "…")
 	if pad := w - ansi.StringWidth(rest); pad > 0 {

@@ -34,7 +34,7 @@ func TestFollowPausesAndResumes(t *testing.T) {
 	if m.offset != 3 || m.unseen != 2 {
 		t.Fatalf("new lines while paused: offset %d unseen %d, want 3 and 2 (the view must not move)", m.offset, m.unseen)
 	}
-	if v := m.View(); strings.Contains(v, "seven") || !strings.Contains(v, "PAUSED +2 new") {
+	if v := m.View(); strings.Contains(v, "seven") || !strings.Contains(v, "PAUSED +2 (End)") {
 		t.Fatalf("paused view shows the new line or no pause:\n%s", v)
 	}
 	keys(m, "end")
