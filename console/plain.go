@@ -20,6 +20,12 @@ func Plain(ctx context.Context, s *Session, opts Options, w, status io.Writer) e
 	var prev time.Time
 	names := len(s.Devices()) > 1
 	emit := func(l Line) error {
+		if l.Mark {
+			if status != nil {
+				fmt.Fprintf(status, "console: %s: %s\n", s.Name(l.Dev), strings.TrimPrefix(l.Text, "--- "))
+			}
+			return nil
+		}
 		if (l.RPC && !opts.ShowRPC) || !opts.Filter.Match(l.Text) {
 			prev = l.Time
 			return nil

@@ -31,9 +31,14 @@ type LineAnnotator interface {
 // the reader resumes when fn returns. The screen shows who holds the port.
 // dev is the device's index in the session (Devices lists their addresses).
 // Lend waits until the device is connected, or ctx ends.
+//
+// Note puts a line of the console's own into the log of device dev (shown
+// dimmed, written to the log file, never sent to the device): what the
+// borrower did, e.g. "mos config set wifi.sta.ssid: done".
 type PortLender interface {
 	Devices() []string
 	Lend(ctx context.Context, dev int, who string, fn func(port.Port) error) error
+	Note(dev int, text string)
 }
 
 // Opener opens a port; port.Open is the one used outside tests.
@@ -94,6 +99,7 @@ type Session struct {
 	mu      sync.Mutex
 	queue   []chunk
 	status  []Status
+	notes   []Line
 	notify  chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -328,6 +334,17 @@ func (s *Session) Lend(ctx context.Context, dev int, who string, fn func(port.Po
 	return <-r.done
 }
 
+// Note implements PortLender.
+func (s *Session) Note(dev int, text string) {
+	if dev < 0 || dev >= len(s.devs) {
+		return
+	}
+	s.mu.Lock()
+	s.notes = append(s.notes, Line{Dev: dev, Time: time.Now(), Text: "--- " + text, Mark: true})
+	s.mu.Unlock()
+	s.wake()
+}
+
 // withPort runs fn with device dev's port, or says it is not connected.
 func (s *Session) withPort(dev int, fn func(port.Port) error) error {
 	if dev < 0 || dev >= len(s.devs) {
@@ -376,11 +393,18 @@ func (s *Session) resetPort(ctx context.Context, p port.Port, bootloader bool) e
 func (s *Session) Next(ctx context.Context) (Batch, error) {
 	for {
 		s.mu.Lock()
-		q, st := s.queue, s.status
-		s.queue, s.status = nil, nil
+		q, st, notes := s.queue, s.status, s.notes
+		s.queue, s.status, s.notes = nil, nil, nil
 		s.mu.Unlock()
-		if len(q) > 0 || len(st) > 0 {
-			return s.process(q, st), nil
+		if len(q) > 0 || len(st) > 0 || len(notes) > 0 {
+			b := s.process(q, st)
+			for _, n := range notes {
+				if s.cfg.LogFile != nil {
+					s.log(n)
+				}
+				b.Lines = append(b.Lines, n)
+			}
+			return b, nil
 		}
 		select {
 		case <-s.done:

@@ -259,3 +259,26 @@ func TestAnnotatorSeesEveryLine(t *testing.T) {
 		t.Fatalf("partial %q, want part", b.Partial[0])
 	}
 }
+
+func TestNoteReachesTheLog(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log bytes.Buffer
+	s, err := NewSession(ctx, Config{Ports: []string{"x"}, LogFile: &log, Open: func(context.Context, string, int) (port.Port, error) {
+		return &scriptPort{}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ PortLender = s
+	s.Note(0, "mos config set: done")
+	lines, _ := collect(t, s, 2*time.Second, "the note", func(l []Line, _ []Status) bool { return hasLine(l, "config set") })
+	for _, l := range lines {
+		if strings.Contains(l.Text, "config set") && !l.Mark {
+			t.Fatalf("note not marked as the console's own: %+v", l)
+		}
+	}
+	if !strings.Contains(log.String(), "--- mos config set: done") {
+		t.Fatalf("log file: %q", log.String())
+	}
+}
