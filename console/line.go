@@ -211,21 +211,31 @@ func (f Filter) matches(s string) [][]int {
 	}
 }
 
-// Mongoose OS RPC frames share the UART with the log: `"""` JSON CRC-32
-// (8 hex digits) `"""` on a line of their own, as the host's frames in
-// package provision and mgos_rpc_channel_uart.c write them.
-var rpcFrame = regexp.MustCompile(`^"""(\{.*\}|\x04)([0-9a-fA-F]{8})?"""$`)
+// Mongoose OS RPC frames share the UART with the log, each on a line of
+// its own: `"""` JSON, CRC-32 as 8 hex digits, `"""` (the delimiters and
+// the CRC only once the host has used them: mgos_rpc_channel_uart.c, and
+// sim/demofw's frame), or the handshake `"""` 0x04 `"""`.
+var rpcFrame = regexp.MustCompile(`^(""")?(\{.*\}|\x04)([0-9a-fA-F]{8})?(""")?$`)
 
 // parseRPC reports whether text is an RPC frame and returns its JSON.
 func parseRPC(text string) (string, bool) {
 	m := rpcFrame.FindStringSubmatch(strings.TrimSpace(text))
-	if m == nil {
+	if m == nil || (m[1] == "") != (m[4] == "") {
 		return "", false
 	}
-	if m[1] == "\x04" {
+	if m[2] == "\x04" {
 		return "EOT (RPC channel handshake)", true
 	}
-	return m[1], true
+	// A log line may start with '{' too: only a JSON object with an id or
+	// a method is a frame.
+	var f struct {
+		ID     any `json:"id"`
+		Method any `json:"method"`
+	}
+	if json.Unmarshal([]byte(m[2]), &f) != nil || (f.ID == nil && f.Method == nil) {
+		return "", false
+	}
+	return m[2], true
 }
 
 // prettyJSON indents an RPC frame's JSON; a body that does not parse is

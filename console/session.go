@@ -127,6 +127,9 @@ type device struct {
 	// consumer side (Next)
 	pending  []byte
 	pendingT time.Time
+	// A blank line is held back until the next line: the newline that
+	// opens an RPC frame belongs to the frame and is hidden with it.
+	blank *Line
 }
 
 type lendReq struct {
@@ -426,6 +429,10 @@ func (s *Session) Next(ctx context.Context) (Batch, error) {
 func (s *Session) Flush() []Line {
 	var out []Line
 	for _, d := range s.devs {
+		if d.blank != nil {
+			out = append(out, *d.blank)
+			d.blank = nil
+		}
 		if len(d.pending) > 0 {
 			out = append(out, s.finish(d, d.pending))
 			d.pending = nil
@@ -445,8 +452,20 @@ func (s *Session) process(q []chunk, st []Status) Batch {
 			}
 			d.pending = append(d.pending, by)
 			if by == '\n' || len(d.pending) >= maxLine {
-				b.Lines = append(b.Lines, s.finish(d, d.pending))
+				l := s.finish(d, d.pending)
 				d.pending = d.pending[:0:0]
+				switch {
+				case l.Text == "" && !l.RPC:
+					if d.blank != nil {
+						b.Lines = append(b.Lines, *d.blank)
+					}
+					d.blank = &l
+					continue
+				case d.blank != nil && !l.RPC:
+					b.Lines = append(b.Lines, *d.blank)
+				}
+				d.blank = nil
+				b.Lines = append(b.Lines, l)
 			}
 		}
 	}

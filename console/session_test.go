@@ -282,3 +282,41 @@ func TestNoteReachesTheLog(t *testing.T) {
 		t.Fatalf("log file: %q", log.String())
 	}
 }
+
+func TestRPCFramesRecognised(t *testing.T) {
+	tests := []struct {
+		text string
+		rpc  bool
+	}{
+		{`"""{"id":1,"result":true}0a0b0c0d"""`, true},
+		{`"""{"id":1,"result":true}"""`, true},
+		{`{"id":1,"result":true}0a0b0c0d`, true},
+		{`{"id":1,"result":true}`, true},
+		{`{"method":"Sys.GetInfo","id":3}`, true},
+		{"\"\"\"\x04\"\"\"", true},
+		{`{"temperature": 21.5}`, false}, // a firmware's own JSON log line
+		{`"""{"id":1}`, false},           // unbalanced delimiters
+		{`{not json}`, false},
+		{`mgos_init.c:33  {"id":1}`, false},
+	}
+	for _, tc := range tests {
+		if _, ok := parseRPC(tc.text); ok != tc.rpc {
+			t.Errorf("parseRPC(%q) = %v, want %v", tc.text, ok, tc.rpc)
+		}
+	}
+	// The newline the device writes before each frame is hidden with it;
+	// other blank lines stay.
+	s := &Session{devs: []*device{{}}}
+	b := s.process([]chunk{{data: []byte("ets Jun  8 2016\r\n\r\nrst:0x1\nok\n\n\"\"\"{\"id\":1,\"result\":1}\"\"\"\nnext\n")}}, nil)
+	var got []string
+	for _, l := range b.Lines {
+		if l.RPC {
+			got = append(got, "<rpc>")
+		} else {
+			got = append(got, l.Text)
+		}
+	}
+	if want := []string{"ets Jun  8 2016", "", "rst:0x1", "ok", "<rpc>", "next"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+}
