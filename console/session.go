@@ -120,9 +120,10 @@ type device struct {
 	addr string
 	name string
 
-	mu   sync.Mutex
-	port port.Port // nil while not connected
-	lend chan lendReq
+	mu     sync.Mutex
+	port   port.Port // nil while not connected
+	lentTo string    // who holds the port through Lend, if anyone
+	lend   chan lendReq
 
 	// consumer side (Next)
 	pending  []byte
@@ -299,7 +300,13 @@ func (s *Session) read(ctx context.Context, d *device, p port.Port) error {
 			return ctx.Err()
 		case r := <-d.lend:
 			s.setStatus(Status{Dev: d.idx, State: StateLent, Who: r.who})
+			d.mu.Lock()
+			d.lentTo = r.who
+			d.mu.Unlock()
 			err := r.fn(p)
+			d.mu.Lock()
+			d.lentTo = ""
+			d.mu.Unlock()
 			r.done <- err
 			s.setStatus(Status{Dev: d.idx, State: StateConnected})
 			if err := p.SetReadTimeout(100 * time.Millisecond); err != nil {
@@ -355,10 +362,13 @@ func (s *Session) withPort(dev int, fn func(port.Port) error) error {
 	}
 	d := s.devs[dev]
 	d.mu.Lock()
-	p := d.port
+	p, who := d.port, d.lentTo
 	d.mu.Unlock()
-	if p == nil {
+	switch {
+	case p == nil:
 		return fmt.Errorf("%s is not connected", d.addr)
+	case who != "":
+		return fmt.Errorf("%s is in use by %s; try again when it is done", d.addr, who)
 	}
 	return fn(p)
 }

@@ -166,6 +166,10 @@ func TestLendPausesTheReader(t *testing.T) {
 	collect(t, s, 5*time.Second, "connection", func(_ []Line, st []Status) bool { return hasState(st, StateConnected) })
 	var seen bytes.Buffer
 	err = s.Lend(ctx, 0, "mos test", func(p port.Port) error {
+		// The console's own keys keep off the port meanwhile.
+		if err := s.Send(0, []byte("x")); err == nil || !strings.Contains(err.Error(), "in use by mos test") {
+			t.Errorf("Send while lent: %v, want it refused", err)
+		}
 		// Reset the board: its banner must come to us, not to the console.
 		if err := s.resetPort(ctx, p, false); err != nil {
 			return err
