@@ -35,6 +35,9 @@ type Line struct {
 	Annot string // what a LineAnnotator said about it (may hold newlines)
 	Seq   uint64 // position in the session's stream of lines
 	Mark  bool   // not from the device: the console's note (port lost, back)
+
+	filterGen uint32 // the model's filter generation filterOK belongs to
+	filterOK  bool
 }
 
 // TimeMode says how a line's time is shown.

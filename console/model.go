@@ -71,6 +71,8 @@ type Model struct {
 	unseen        int // lines that arrived while not following
 	hiddenRPC     int
 
+	filterGen uint32 // changes with the filter (Line.filterGen)
+
 	search    Filter
 	searchSeq uint64 // the match n/N moved to
 
@@ -94,6 +96,7 @@ func NewModel(ctx context.Context, be Backend, opts Options) *Model {
 		ctx: ctx, be: be, opts: opts, st: newStyles(opts.Profile, opts.NoColor),
 		partial: make([]string, n), status: make([]Status, n), input: ti,
 		width: 80, height: 24,
+		filterGen: 1, // lines start at 0: not yet asked
 	}
 	for i := range n {
 		m.names = append(m.names, be.Name(i))
@@ -109,15 +112,26 @@ type batchMsg struct {
 
 type noteMsg string
 
-func (m *Model) next() tea.Cmd {
+// frameTime is the least time between two batches: bytes arriving faster
+// are taken in together, so a fast stream costs one update and one view
+// per frame, not one per read. An idle port's first byte is not delayed.
+const frameTime = time.Second / 60
+
+func (m *Model) next(wait bool) tea.Cmd {
 	return func() tea.Msg {
+		if wait {
+			select {
+			case <-m.ctx.Done():
+			case <-time.After(frameTime):
+			}
+		}
 		b, err := m.be.Next(m.ctx)
 		return batchMsg{b, err}
 	}
 }
 
 // Init starts waiting for the device.
-func (m *Model) Init() tea.Cmd { return m.next() }
+func (m *Model) Init() tea.Cmd { return m.next(false) }
 
 // Update handles port data, window size and keys.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -136,7 +150,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, tea.Quit
 		}
 		m.add(msg.b)
-		return m, m.next()
+		return m, m.next(true)
 	case noteMsg:
 		m.note = string(msg)
 		return m, nil
@@ -193,8 +207,10 @@ func (m *Model) add(b Batch) {
 			m.lines = append([]Line(nil), m.lines[m.start:]...)
 			m.start = 0
 		}
-		if top := m.topOffset(); m.offset > top {
-			m.offset = top
+		if m.offset > 0 {
+			if top := m.topOffset(); m.offset > top {
+				m.offset = top
+			}
 		}
 	}
 }
@@ -203,7 +219,20 @@ func (m *Model) visible(l *Line) bool {
 	if l.RPC && !m.opts.ShowRPC {
 		return false
 	}
-	return m.opts.Filter.Match(l.Text)
+	if !m.opts.Filter.Active() {
+		return true
+	}
+	// The answer is kept per line until the filter changes: the view asks
+	// about the same lines every frame.
+	if l.filterGen != m.filterGen {
+		l.filterGen, l.filterOK = m.filterGen, m.opts.Filter.Match(l.Text)
+	}
+	return l.filterOK
+}
+
+func (m *Model) setFilter(f Filter) {
+	m.opts.Filter = f
+	m.filterGen++
 }
 
 func (m *Model) visibleCount() int {
@@ -310,7 +339,7 @@ func (m *Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.prompt(modeFilterRe, "")
 	case "esc":
 		m.search, m.searchSeq = Filter{}, 0
-		m.opts.Filter = Filter{}
+		m.setFilter(Filter{})
 		m.offset, m.unseen = 0, 0
 	case "n":
 		m.findMatch(+1)
@@ -385,7 +414,7 @@ func (m *Model) submit(md mode, val string) tea.Cmd {
 			m.note = err.Error()
 			return nil
 		}
-		m.opts.Filter = f
+		m.setFilter(f)
 		m.offset, m.unseen = 0, 0
 	case modeSend:
 		b := append([]byte(val), m.opts.Ending.bytes()...)
@@ -505,14 +534,16 @@ func (m *Model) logRows(h int) []string {
 			}
 		}
 	}
-	k := m.offset
-	for len(rows) < h {
-		i := m.visibleBack(k)
-		if i < 0 {
-			break
+	skip := m.offset
+	for i := len(m.lines) - 1; i >= m.start && len(rows) < h; i-- {
+		if !m.visible(&m.lines[i]) {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
 		}
 		rows = append(m.renderLine(&m.lines[i], i), rows...)
-		k++
 	}
 	if len(rows) > h {
 		rows = rows[len(rows)-h:]
