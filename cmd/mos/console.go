@@ -90,6 +90,10 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 		}
 		o.ports = []string{p}
 	}
+	if a.opts.JSON {
+		// --json promises one JSON document; a console is a stream of lines.
+		return usage("--json is not supported by the console: it streams lines (use --log-file for a copy)")
+	}
 	if o.scrollback <= 0 {
 		return usage("--scrollback must be positive, not %d", o.scrollback)
 	}

@@ -92,6 +92,7 @@ func TestConsoleUsage(t *testing.T) {
 		{"bad ending", []string{"console", "-p", "sim://esp32", "--line-ending", "x"}, nil, "--line-ending"},
 		{"missing elf", []string{"console", "-p", "sim://esp32", "--elf", "/no/such.elf"}, nil, "--elf"},
 		{"bad address", []string{"console", "-p", "ftp://x"}, nil, "bad port address"},
+		{"json", []string{"console", "-p", "sim://esp32", "--json"}, nil, "--json"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,8 +101,9 @@ func TestConsoleUsage(t *testing.T) {
 			if r.code != output.ExitUsage {
 				t.Fatalf("exit %d, want %d (usage): %s", r.code, output.ExitUsage, r.stderr)
 			}
-			if !strings.Contains(r.stderr, tc.want) {
-				t.Fatalf("stderr %q lacks %q", r.stderr, tc.want)
+			// The error goes to stderr, or into the JSON document with --json.
+			if !strings.Contains(r.stderr+r.stdout, tc.want) {
+				t.Fatalf("error output %q lacks %q", r.stderr+r.stdout, tc.want)
 			}
 		})
 	}
