@@ -247,9 +247,12 @@ func (s *Session) run(ctx context.Context, d *device) {
 	var lastErr error
 	for ctx.Err() == nil {
 		p, err := s.cfg.Open(ctx, d.addr, s.cfg.Baud)
-		if err != nil && hopeless(err) {
+		if err != nil && state == StateConnecting && hopeless(err) {
 			// Waiting will not fix a mistyped address or a missing
 			// permission: the device is given up and the error reported.
+			// Once it has been open, a refusal is waited out instead: a
+			// re-enumerated USB device is briefly root's until udev gives
+			// it back to its group.
 			s.mu.Lock()
 			s.fatal = append(s.fatal, err)
 			s.mu.Unlock()
