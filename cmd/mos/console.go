@@ -36,6 +36,13 @@ var newELFAnnotator = func(path string) (console.LineAnnotator, error) {
 	return nil, errors.New("crash decoding (--elf) is not available in this build of mos")
 }
 
+// shareConsolePorts, when set, offers the console's ports to other mos
+// commands while it runs (they borrow a port through the PortLender and
+// the console shows what they did). The sharing endpoint sets it; without
+// it the console keeps its ports to itself. The returned stop is called
+// when the console ends.
+var shareConsolePorts func(ctx context.Context, l console.PortLender) (stop func(), err error)
+
 func newConsoleCmd(a *app) *cobra.Command {
 	var o consoleOptions
 	cmd := &cobra.Command{
@@ -138,6 +145,15 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 	s, err := console.NewSession(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if shareConsolePorts != nil {
+		stop, err := shareConsolePorts(ctx, s)
+		if err != nil {
+			cancel()
+			s.Wait()
+			return fmt.Errorf("cannot offer the console's ports to other commands: %w", err)
+		}
+		defer stop()
 	}
 	out, isFile := a.stdout.(*os.File)
 	tui := !o.plain && isFile && term.IsTerminal(out.Fd()) && term.IsTerminal(os.Stdin.Fd())
