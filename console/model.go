@@ -183,7 +183,15 @@ func (m *Model) add(b Batch) {
 		prev := m.status[s.Dev].State
 		m.status[s.Dev] = s
 		if txt := markText(prev, s); txt != "" {
-			b.Lines = append(b.Lines, Line{Dev: s.Dev, Time: s.Time, Text: txt, Mark: true})
+			// In time order among the batch's lines: a loss after the
+			// last bytes of the old connection, a reconnection before
+			// the first of the new one.
+			mark := Line{Dev: s.Dev, Time: s.Time, Text: txt, Mark: true}
+			i := len(b.Lines)
+			for i > 0 && b.Lines[i-1].Time.After(mark.Time) {
+				i--
+			}
+			b.Lines = append(b.Lines[:i], append([]Line{mark}, b.Lines[i:]...)...)
 		}
 	}
 	if b.Partial != nil {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/muesli/termenv"
@@ -202,5 +203,25 @@ func TestNoColor(t *testing.T) {
 				t.Errorf("the search match is not in reverse video:\n%q", v)
 			}
 		})
+	}
+}
+
+func TestMarksInTimeOrder(t *testing.T) {
+	m, _ := newTestModel()
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 10})
+	b := batchOf(0, "old 1", "old 2", "new 1")
+	b.Lines[2].Time = t0.Add(time.Second)
+	b.Status = []Status{
+		{Dev: 0, State: StateReconnecting, Err: errLost, Time: t0.Add(100 * time.Millisecond)},
+		{Dev: 0, State: StateConnected, Time: t0.Add(500 * time.Millisecond)},
+	}
+	m.Update(batchMsg{b: b})
+	var got []string
+	for _, l := range m.lines[m.start:] {
+		got = append(got, l.Text)
+	}
+	want := []string{"old 1", "old 2", "--- " + errLost.Error() + "; waiting for the port to come back", "--- reconnected", "new 1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("lines %q, want %q", got, want)
 	}
 }
