@@ -45,8 +45,11 @@ func OpenDirect(ctx context.Context, addr string, baud int) (Port, error) {
 		hp, err := sim.Open(addr, demofw.New) // the demo runs the demo images
 		if err != nil {
 			kind := KindBadAddress
-			if errors.Is(err, sim.ErrBusy) {
+			switch {
+			case errors.Is(err, sim.ErrBusy):
 				kind = KindBusy
+			case errors.Is(err, sim.ErrUnplugged):
+				kind = KindNotFound // as a USB device that is not plugged in
 			}
 			return nil, &Error{Kind: kind, Port: addr, Op: "open", Err: err}
 		}
@@ -76,12 +79,12 @@ type simPort struct{ *sim.HostPort }
 
 func (p simPort) Read(b []byte) (int, error) {
 	n, err := p.HostPort.Read(b)
-	return n, mapSimErr(err)
+	return n, mapSimErr(err, p.Name(), "read")
 }
 
 func (p simPort) Write(b []byte) (int, error) {
 	n, err := p.HostPort.Write(b)
-	return n, mapSimErr(err)
+	return n, mapSimErr(err, p.Name(), "write")
 }
 
 // SimDevice returns the virtual device behind a sim:// port, or nil.
@@ -92,7 +95,7 @@ func SimDevice(p Port) *sim.Device {
 	return nil
 }
 
-func mapSimErr(err error) error {
+func mapSimErr(err error, name, op string) error {
 	switch {
 	case err == nil:
 		return nil
@@ -100,6 +103,8 @@ func mapSimErr(err error) error {
 		return ErrTimeout
 	case errors.Is(err, sim.ErrClosed):
 		return ErrClosed
+	case errors.Is(err, sim.ErrUnplugged):
+		return &Error{Kind: KindDisconnected, Port: name, Op: op, Err: err}
 	}
 	return err
 }

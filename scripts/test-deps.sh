@@ -32,6 +32,9 @@ need_cmd dpkg-deb dpkg
 # certificates independently.
 need_cmd mosquitto mosquitto
 need_cmd openssl openssl
+# mos console: its end-to-end test runs the console in a real terminal,
+# tmux, against the virtual device (console/tmuxtest).
+need_cmd tmux tmux
 
 ((${#missing[@]})) || exit 0
 sudo=()

@@ -45,6 +45,7 @@ type Device struct {
 	runDone   chan struct{}
 	host      *HostPort
 	closed    bool
+	unplugged bool // the USB cable is out (Unplug)
 
 	regs *registers
 
@@ -148,6 +149,9 @@ func (d *Device) Connect() (*HostPort, error) {
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil, errors.New("sim: device is powered off")
+	}
+	if d.unplugged {
+		return nil, ErrUnplugged
 	}
 	if d.host != nil {
 		return nil, ErrBusy
@@ -341,6 +345,7 @@ type HostPort struct {
 	requested atomic.Int64 // the rate the host asked for
 	timeout   atomic.Int64 // nanoseconds; 0 = forever
 	closed    atomic.Bool
+	unplugged atomic.Bool     // the device was unplugged under this port
 	ctx       context.Context // ends at Close, so blocked calls return
 	cancel    context.CancelFunc
 }
@@ -354,6 +359,9 @@ func (h *HostPort) Read(p []byte) (int, error) {
 	if h.closed.Load() {
 		return 0, errClosedPort
 	}
+	if h.unplugged.Load() {
+		return 0, ErrUnplugged
+	}
 	var deadline time.Time
 	if t := h.timeout.Load(); t > 0 {
 		deadline = time.Now().Add(time.Duration(t))
@@ -364,6 +372,8 @@ func (h *HostPort) Read(p []byte) (int, error) {
 		return 0, ErrReadTimeout
 	case err != nil && h.closed.Load():
 		return 0, ErrClosed
+	case err != nil && h.unplugged.Load():
+		return 0, ErrUnplugged
 	}
 	return n, err
 }
@@ -376,10 +386,16 @@ func (h *HostPort) Write(p []byte) (int, error) {
 	if h.closed.Load() {
 		return 0, errClosedPort
 	}
+	if h.unplugged.Load() {
+		return 0, ErrUnplugged
+	}
 	baud := int(h.baud.Load())
 	if err := h.dev.receiveFromHost(h.context(), p, baud); err != nil {
 		if h.closed.Load() {
 			return 0, ErrClosed
+		}
+		if h.unplugged.Load() {
+			return 0, ErrUnplugged
 		}
 		return 0, err
 	}
@@ -431,6 +447,9 @@ func (h *HostPort) SetRTS(on bool) error { return h.setLines(nil, &on) }
 func (h *HostPort) setLines(dtr, rts *bool) error {
 	if h.closed.Load() {
 		return errClosedPort
+	}
+	if h.unplugged.Load() {
+		return ErrUnplugged
 	}
 	d := h.dev
 	d.mu.Lock()

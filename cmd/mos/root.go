@@ -79,6 +79,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newDoctorCmd(a),
 		newManCmd(a),
 		newCACmd(a), newBrokerCmd(a), newCloudCmd(a), newAWSIoTSetupCmd(a),
+		newConsoleCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	root.AddCommand(atcaCommands(a)...)
