@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/charmbracelet/x/term"
 	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
 
 	"github.com/mos-tool/mos/console"
+	"github.com/mos-tool/mos/console/crash"
 	"github.com/mos-tool/mos/output"
+	"github.com/mos-tool/mos/port"
+	"github.com/mos-tool/mos/port/share"
 )
 
 type consoleOptions struct {
@@ -30,18 +34,62 @@ type consoleOptions struct {
 	plain      bool
 }
 
-// newELFAnnotator builds the crash decoder for --elf. The decoder package
-// replaces this function; until then --elf is refused with a clear reason.
-var newELFAnnotator = func(path string) (console.LineAnnotator, error) {
-	return nil, errors.New("crash decoding (--elf) is not available in this build of mos")
+// elfAnnotator turns crash reports in the console into function, file and
+// line from the firmware's ELF (console/crash), under the line that
+// carries the addresses.
+type elfAnnotator struct{ d *crash.Decoder }
+
+func (a elfAnnotator) Decode(line string) (string, bool) {
+	notes := a.d.Annotate(line)
+	return strings.Join(notes, "\n"), len(notes) > 0
 }
 
-// shareConsolePorts, when set, offers the console's ports to other mos
-// commands while it runs (they borrow a port through the PortLender and
-// the console shows what they did). The sharing endpoint sets it; without
-// it the console keeps its ports to itself. The returned stop is called
-// when the console ends.
-var shareConsolePorts func(ctx context.Context, l console.PortLender) (stop func(), err error)
+func newELFAnnotator(path string) (console.LineAnnotator, error) {
+	d, err := crash.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return elfAnnotator{d}, nil
+}
+
+// lendingOpener opens the console's ports directly (the console never
+// borrows from an endpoint, not even its own after a reconnect) and offers
+// each to other mos commands through a local endpoint (port/share): a
+// command for the same port then goes through the console, which notes
+// who had the line and what was done. A port that cannot be offered is
+// still shown, with a note saying other commands will find it busy.
+func lendingOpener(ports []string, sess *atomic.Pointer[console.Session]) console.Opener {
+	devOf := func(addr string) int {
+		for i, a := range ports {
+			if a == addr {
+				return i
+			}
+		}
+		return -1
+	}
+	note := func(dev int, text string) {
+		if s := sess.Load(); s != nil {
+			s.Note(dev, text)
+		}
+	}
+	return func(ctx context.Context, addr string, baud int) (port.Port, error) {
+		p, err := port.OpenDirect(ctx, addr, baud)
+		if err != nil {
+			return nil, err
+		}
+		dev := devOf(addr)
+		l, err := share.Offer(ctx, p, share.Hooks{
+			OnBorrow: func(b share.Borrower) { note(dev, b.String()+" has the port; the console waits") },
+			OnReturn: func(sum share.Summary) { note(dev, sum.String()) },
+			OnRefuse: func(b share.Borrower, reason string) { note(dev, "refused "+b.String()+": "+reason) },
+		})
+		if err != nil {
+			note(dev, "other mos commands cannot use this port while the console runs: "+err.Error())
+			return p, nil
+		}
+		return l.Port(), nil
+	}
+}
 
 func newConsoleCmd(a *app) *cobra.Command {
 	var o consoleOptions
@@ -119,7 +167,8 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 	if err != nil {
 		return usage("--filter-regex: %v", err)
 	}
-	cfg := console.Config{Ports: o.ports, Baud: a.opts.Baud}
+	var sess atomic.Pointer[console.Session] // set once made; the lending hooks note into it
+	cfg := console.Config{Ports: o.ports, Baud: a.opts.Baud, Open: lendingOpener(o.ports, &sess)}
 	if o.elf != "" {
 		if _, err := os.Stat(o.elf); err != nil {
 			return usage("--elf: %v", err)
@@ -146,15 +195,7 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 	if err != nil {
 		return err
 	}
-	if shareConsolePorts != nil {
-		stop, err := shareConsolePorts(ctx, s)
-		if err != nil {
-			cancel()
-			s.Wait()
-			return fmt.Errorf("cannot offer the console's ports to other commands: %w", err)
-		}
-		defer stop()
-	}
+	sess.Store(s)
 	out, isFile := a.stdout.(*os.File)
 	tui := !o.plain && isFile && term.IsTerminal(out.Fd()) && term.IsTerminal(os.Stdin.Fd())
 	if tui {

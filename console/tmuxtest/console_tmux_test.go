@@ -235,6 +235,16 @@ func TestConsoleInTmux(t *testing.T) {
 			tm.waitFor("the RPC reply pretty-printed", 5*time.Second, contains(`"ap_ip": "192.168.4.1"`))
 			tm.keys("p")
 
+			// A second shell's mos command for the same port goes through
+			// the running console (its local endpoint) instead of finding
+			// the port busy, and the console notes what it did.
+			cs := exec.CommandContext(ctx, bin, "--port", "rfc2217://"+srv.addr, "config", "set", "debug.level=2")
+			if out, err := cs.CombinedOutput(); err != nil || !strings.Contains(string(out), "going through it") {
+				t.Fatalf("mos config set while the console runs: %v\n%s", err, out)
+			}
+			tm.waitFor("the console's note of the borrowed line", 10*time.Second, contains("--- mos config set"))
+			tm.keys("End")
+
 			// The reset key reboots the board: its banner appears again.
 			tm.keys("f", "rst:0x1", "Enter")
 			before := len(banner.FindAllString(tm.screen(), -1))
@@ -269,9 +279,9 @@ func TestConsoleInTmux(t *testing.T) {
 			})
 			// The scrollback was kept: the boots from before the loss are
 			// still above its mark.
-			// (The first mark on screen is the loss: a narrow terminal
-			// wraps its text, so only its start is looked for.)
-			if i := strings.Index(s, "--- "); i < 0 || strings.HasPrefix(s[i:], "--- reconnected") || len(banner.FindAllString(s[:i], -1)) < 2 {
+			// (A narrow terminal wraps the loss mark's text, so only its
+			// start is looked for.)
+			if i := strings.Index(s, "--- the port"); i < 0 || len(banner.FindAllString(s[:i], -1)) < 2 {
 				t.Errorf("the boots before the loss are gone from the scrollback:\n%s", s)
 			}
 			tm.keys("Escape")
