@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,17 @@ type mosquittoFleet struct {
 	confDir string        // mosquitto's generated config, CA chain and CRL
 	addr    string        // mutual-TLS listener, 127.0.0.1:PORT
 	log     *lockedBuffer // mosquitto's output (lockedBuffer: broker_test.go)
+
+	mu  sync.Mutex
+	got [][]byte // topic and payload of every message the subscriber received
+}
+
+// received returns every message the subscriber received, as
+// "topic payload".
+func (m *mosquittoFleet) received() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([][]byte(nil), m.got...)
 }
 
 // startMosquitto makes a fleet CA, writes a mosquitto config for it
@@ -117,6 +129,9 @@ func (m *mosquittoFleet) subscribe(t *testing.T) <-chan mqtt.Message {
 		SetTLSConfig(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1",
 			Certificates: []tls.Certificate{{Certificate: [][]byte{mc.Raw, m.fleet.Inter.Raw}, PrivateKey: k}}}).
 		SetDefaultPublishHandler(func(_ mqtt.Client, msg mqtt.Message) {
+			m.mu.Lock()
+			m.got = append(m.got, append([]byte(msg.Topic()+" "), msg.Payload()...))
+			m.mu.Unlock()
 			select {
 			case msgs <- msg:
 			default: // the test stopped reading
@@ -145,8 +160,8 @@ func (m *mosquittoFleet) connections(id string) int {
 }
 
 // waitHello waits for the device's hello on devices/<id>/events; other
-// messages (telemetry) are passed over. It returns the payload.
-func waitHello(t *testing.T, msgs <-chan mqtt.Message, id string, within time.Duration) []byte {
+// messages (telemetry) are passed over.
+func waitHello(t *testing.T, msgs <-chan mqtt.Message, id string, within time.Duration) {
 	t.Helper()
 	timeout := time.After(within)
 	for {
@@ -159,7 +174,7 @@ func waitHello(t *testing.T, msgs <-chan mqtt.Message, id string, within time.Du
 				if m.Topic() != "devices/"+id+"/events" {
 					t.Fatalf("hello on %s, want devices/%s/events", m.Topic(), id)
 				}
-				return m.Payload()
+				return
 			}
 		case <-timeout:
 			t.Fatalf("no hello from the device on devices/%s/events within %s", id, within)
@@ -301,8 +316,7 @@ func TestProvisionCloudMQTTMosquittoATCA(t *testing.T) {
 	}
 	rec := recs[len(recs)-1]
 	devID := rec.DeviceID
-	var hellos [][]byte
-	hellos = append(hellos, waitHello(t, msgs, devID, 20*time.Second))
+	waitHello(t, msgs, devID, 20*time.Second)
 
 	// The certificate carries the chip's key: mosquitto accepting the
 	// device's handshake proves the handshake was signed with it.
@@ -345,7 +359,7 @@ func TestProvisionCloudMQTTMosquittoATCA(t *testing.T) {
 	if r := run("reboot"); r.code != 0 {
 		t.Fatalf("reboot: exit %d %s", r.code, r.stderr)
 	}
-	hellos = append(hellos, waitHello(t, msgs, devID, 20*time.Second))
+	waitHello(t, msgs, devID, 20*time.Second)
 	n2 := m.connections(devID)
 	for deadline := time.Now().Add(5 * time.Second); n2 <= n1 && time.Now().Before(deadline); n2 = m.connections(devID) {
 		time.Sleep(20 * time.Millisecond)
@@ -391,8 +405,8 @@ func TestProvisionCloudMQTTMosquittoATCA(t *testing.T) {
 		}
 	}
 	host = append(host, seenBytes{"mosquitto's log", []byte(m.log.String())})
-	for i, h := range hellos {
-		host = append(host, seenBytes{fmt.Sprintf("MQTT message %d", i), h})
+	for i, msg := range m.received() {
+		host = append(host, seenBytes{fmt.Sprintf("MQTT message %d", i), msg})
 	}
 	total := 0
 	for _, h := range host {
