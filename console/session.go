@@ -121,6 +121,7 @@ type chunk struct {
 	dev  int
 	t    time.Time
 	data []byte
+	note string // a console note at this point of the stream (no data)
 }
 
 type device struct {
@@ -368,12 +369,19 @@ func (s *Session) observe(d *device, b []byte) {
 	d.fmu.Unlock()
 	switch {
 	case err != nil:
-		s.Note(d.idx, fmt.Sprintf("%v; boot messages at another rate are not followed any more", err))
+		s.noteHere(d.idx, fmt.Sprintf("%v; boot messages at another rate are not followed any more", err))
 	case ch != nil && ch.Lost:
-		s.Note(d.idx, "following the "+ch.Reason+" (the bytes just before were read at the other rate)")
+		s.noteHere(d.idx, "following the "+ch.Reason+" (the bytes just before were read at the other rate)")
 	case ch != nil:
-		s.Note(d.idx, "following the "+ch.Reason)
+		s.noteHere(d.idx, "following the "+ch.Reason)
 	}
+}
+
+// noteHere puts a note into device dev's stream where it is now: the text
+// received before it ends a line of its own, the bytes after come after
+// it. (Note, for borrowers, adds its line at the end of what is queued.)
+func (s *Session) noteHere(dev int, text string) {
+	s.push(chunk{dev: dev, t: time.Now(), note: text})
 }
 
 // Lend implements PortLender.
@@ -445,7 +453,7 @@ func (s *Session) Reset(ctx context.Context, dev int, bootloader bool) error {
 			return err
 		}
 		if rom {
-			s.Note(dev, fmt.Sprintf("reset: following the ROM boot messages at %d baud", p.BaudRate()))
+			s.noteHere(dev, fmt.Sprintf("reset: following the ROM boot messages at %d baud", p.BaudRate()))
 		}
 		return s.resetPort(ctx, p, bootloader)
 	})
@@ -519,6 +527,22 @@ func (s *Session) process(q []chunk, st []Status) Batch {
 	b.Status = st
 	for _, c := range q {
 		d := s.devs[c.dev]
+		if c.note != "" {
+			if d.blank != nil {
+				b.Lines = append(b.Lines, *d.blank)
+				d.blank = nil
+			}
+			if len(d.pending) > 0 {
+				b.Lines = append(b.Lines, s.finish(d, d.pending))
+				d.pending = d.pending[:0:0]
+			}
+			mark := Line{Dev: c.dev, Time: c.t, Text: "--- " + c.note, Mark: true}
+			if s.cfg.LogFile != nil {
+				s.log(mark)
+			}
+			b.Lines = append(b.Lines, mark)
+			continue
+		}
 		for _, by := range c.data {
 			if len(d.pending) == 0 {
 				d.pendingT = c.t
