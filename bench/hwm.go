@@ -48,15 +48,19 @@ func (w *hwmWatcher) Stop() int64 {
 	return w.peak.Load()
 }
 
-func readHWM(pid int) (int64, bool) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+func readHWM(pid int) (int64, bool) { return readStatusBytes(fmt.Sprint(pid), "VmHWM:") }
+
+// readStatusBytes reads a size field ("VmHWM:", "VmRSS:") of
+// /proc/PID/status ("self" for this process), in bytes.
+func readStatusBytes(pid, field string) (int64, bool) {
+	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb * 1024, err == nil
 		}

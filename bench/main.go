@@ -53,6 +53,7 @@ func main() {
 	image := flag.String("image", "", "child: image file")
 	addr := flag.Uint("addr", appAddr, "child: flash address")
 	baud := flag.Int("baud", 2000000, "child: working baud rate")
+	duration := flag.Duration("duration", consoleDuration, "console child: how long the device streams (its end line stops the console)")
 	consoleChild := flag.String("console-child", "", "internal: read the console stream in this mode and report (console rows)")
 	flag.Parse()
 
@@ -61,7 +62,7 @@ func main() {
 	var err error
 	switch {
 	case *consoleChild != "":
-		err = runConsoleChild(ctx, *consoleChild, *portAddr, *baud)
+		err = runConsoleChild(ctx, *consoleChild, *portAddr, *baud, *duration)
 	case *child:
 		err = runChild(ctx, *portAddr, *image, uint32(*addr), *baud)
 	default:

@@ -12,8 +12,13 @@
 //   - Session.Next turns what was queued into Lines: split at line endings,
 //     Mongoose OS RPC frames recognised, log levels classified, annotated
 //     (LineAnnotator), copied with date and time to the log file.
+//   - With Config.Chip naming a chip whose ROM speaks at another rate than
+//     its applications (the ESP8266: 74880), each reader feeds what it reads
+//     to a console/bootbaud Follower, Reset moves the port to the ROM's rate
+//     first, and each move is a note in the device's stream.
 //   - Model is the bubbletea model over a Backend (a Session); Plain writes
 //     lines to an io.Writer with the same options and no escape codes.
+//     RunTUI runs it on a terminal; RunHeadless without one (benchmarks).
 //
 // Two hooks are meant for other packages:
 //

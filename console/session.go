@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mos-tool/mos/console/bootbaud"
 	"github.com/mos-tool/mos/flasher"
 	"github.com/mos-tool/mos/port"
 )
@@ -56,6 +57,13 @@ type Config struct {
 	Annotator LineAnnotator
 	// RetryEvery is how often a lost port is tried again (default 300 ms).
 	RetryEvery time.Duration
+	// Chip is the devices' chip key (package chips), "" when not known.
+	// Where the chip's ROM prints its boot messages at another rate than
+	// Baud (the ESP8266: 74880), the port follows it (console/bootbaud):
+	// to the ROM's rate before the console resets the board, and between
+	// the two rates when the bytes read say the other one is talking.
+	// Each move is noted in the log.
+	Chip string
 }
 
 // State is where a device's port stands.
@@ -113,6 +121,7 @@ type chunk struct {
 	dev  int
 	t    time.Time
 	data []byte
+	note string // a console note at this point of the stream (no data)
 }
 
 type device struct {
@@ -124,6 +133,12 @@ type device struct {
 	port   port.Port // nil while not connected
 	lentTo string    // who holds the port through Lend, if anyone
 	lend   chan lendReq
+
+	// follow moves the open port between the ROM's and the application's
+	// rate (nil: the chip's ROM speaks at Baud, or the chip is unknown).
+	// The reader observes with it, Reset calls it: fmu orders the two.
+	fmu    sync.Mutex
+	follow *bootbaud.Follower
 
 	// consumer side (Next)
 	pending  []byte
@@ -273,6 +288,16 @@ func (s *Session) run(ctx context.Context, d *device) {
 			continue
 		}
 		attempt, lastErr = 0, nil
+		d.fmu.Lock()
+		d.follow = nil
+		if s.cfg.Chip != "" {
+			app := s.cfg.Baud
+			if app <= 0 {
+				app = p.BaudRate()
+			}
+			d.follow = bootbaud.New(p, app, bootbaud.ROMBaud(s.cfg.Chip))
+		}
+		d.fmu.Unlock()
 		d.mu.Lock()
 		d.port = p
 		d.mu.Unlock()
@@ -321,6 +346,7 @@ func (s *Session) read(ctx context.Context, d *device, p port.Port) error {
 		n, err := p.Read(buf)
 		if n > 0 {
 			s.push(chunk{dev: d.idx, t: time.Now(), data: append([]byte(nil), buf[:n]...)})
+			s.observe(d, buf[:n])
 		}
 		if err != nil && !errors.Is(err, port.ErrTimeout) {
 			if errors.Is(err, io.EOF) {
@@ -329,6 +355,33 @@ func (s *Session) read(ctx context.Context, d *device, p port.Port) error {
 			return err
 		}
 	}
+}
+
+// observe shows the bytes read to the boot-baud follower and notes its
+// moves. A port that refuses the other rate is noted and no longer
+// followed: the log goes on at the application's rate.
+func (s *Session) observe(d *device, b []byte) {
+	d.fmu.Lock()
+	ch, err := d.follow.Observe(b)
+	if err != nil {
+		d.follow = nil
+	}
+	d.fmu.Unlock()
+	switch {
+	case err != nil:
+		s.noteHere(d.idx, fmt.Sprintf("%v; boot messages at another rate are not followed any more", err))
+	case ch != nil && ch.Lost:
+		s.noteHere(d.idx, "following the "+ch.Reason+" (the bytes just before were read at the other rate)")
+	case ch != nil:
+		s.noteHere(d.idx, "following the "+ch.Reason)
+	}
+}
+
+// noteHere puts a note into device dev's stream where it is now: the text
+// received before it ends a line of its own, the bytes after come after
+// it. (Note, for borrowers, adds its line at the end of what is queued.)
+func (s *Session) noteHere(dev int, text string) {
+	s.push(chunk{dev: dev, t: time.Now(), note: text})
 }
 
 // Lend implements PortLender.
@@ -387,8 +440,23 @@ func (s *Session) Send(dev int, b []byte) error {
 // Reset pulses the control lines of device dev: into its application, or
 // with bootloader set into the ROM's download mode. The sequences are the
 // flasher's (esptool's hard reset and classic reset).
+// With Config.Chip set to a chip whose ROM speaks at another rate, the
+// port is moved to the ROM's rate first, so its boot text is legible.
 func (s *Session) Reset(ctx context.Context, dev int, bootloader bool) error {
-	return s.withPort(dev, func(p port.Port) error { return s.resetPort(ctx, p, bootloader) })
+	return s.withPort(dev, func(p port.Port) error {
+		d := s.devs[dev]
+		d.fmu.Lock()
+		err := d.follow.Reset()
+		rom := d.follow.InROM()
+		d.fmu.Unlock()
+		if err != nil {
+			return err
+		}
+		if rom {
+			s.noteHere(dev, fmt.Sprintf("reset: following the ROM boot messages at %d baud", p.BaudRate()))
+		}
+		return s.resetPort(ctx, p, bootloader)
+	})
 }
 
 func (s *Session) resetPort(ctx context.Context, p port.Port, bootloader bool) error {
@@ -459,6 +527,22 @@ func (s *Session) process(q []chunk, st []Status) Batch {
 	b.Status = st
 	for _, c := range q {
 		d := s.devs[c.dev]
+		if c.note != "" {
+			if d.blank != nil {
+				b.Lines = append(b.Lines, *d.blank)
+				d.blank = nil
+			}
+			if len(d.pending) > 0 {
+				b.Lines = append(b.Lines, s.finish(d, d.pending))
+				d.pending = d.pending[:0:0]
+			}
+			mark := Line{Dev: c.dev, Time: c.t, Text: "--- " + c.note, Mark: true}
+			if s.cfg.LogFile != nil {
+				s.log(mark)
+			}
+			b.Lines = append(b.Lines, mark)
+			continue
+		}
 		for _, by := range c.data {
 			if len(d.pending) == 0 {
 				d.pendingT = c.t

@@ -12,6 +12,7 @@ import (
 	"github.com/muesli/termenv"
 	"github.com/spf13/cobra"
 
+	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/console"
 	"github.com/mos-tool/mos/console/crash"
 	"github.com/mos-tool/mos/output"
@@ -32,6 +33,7 @@ type consoleOptions struct {
 	logFile    string
 	elf        string
 	plain      bool
+	chip       string
 }
 
 // elfAnnotator turns crash reports in the console into function, file and
@@ -101,10 +103,13 @@ func newConsoleCmd(a *app) *cobra.Command {
 			"list); into a pipe or file it writes plain lines with the same options.\n" +
 			"Mongoose OS RPC frames are hidden unless --rpc is given. When the port goes\n" +
 			"away (board unplugged, server restarted) the console waits for it and goes on.\n" +
-			"Several --port values show several devices, each line tagged with its port.",
+			"Several --port values show several devices, each line tagged with its port.\n" +
+			"An ESP8266's ROM prints its boot messages at 74880 baud: with --chip esp8266\n" +
+			"the console follows it there and back, so they are legible too.",
 		Example: "  mos console --port /dev/ttyUSB0\n" +
 			"  mos console -p rfc2217://127.0.0.1:4000 --timestamps delta --log-file boot.log\n" +
-			"  mos console -p /dev/ttyUSB0 -p /dev/ttyUSB1 --filter error | tee errors.txt",
+			"  mos console -p /dev/ttyUSB0 -p /dev/ttyUSB1 --filter error | tee errors.txt\n" +
+			"  mos console -p /dev/ttyUSB0 --chip esp8266",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runConsole(cmd.Context(), a, o)
@@ -128,6 +133,7 @@ func newConsoleCmd(a *app) *cobra.Command {
 	f.StringVar(&o.logFile, "log-file", "", "also append every line, with date and time, to this file")
 	f.StringVar(&o.elf, "elf", "", "firmware ELF file: decode crash backtraces into functions and source lines")
 	f.BoolVar(&o.plain, "plain", false, "plain lines even on a terminal")
+	f.StringVar(&o.chip, "chip", "", "the board's chip ("+strings.Join(chips.Keys(), ", ")+"): with esp8266 the ROM's boot messages at 74880 baud are shown legibly")
 	return cmd
 }
 
@@ -168,7 +174,14 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 		return usage("--filter-regex: %v", err)
 	}
 	var sess atomic.Pointer[console.Session] // set once made; the lending hooks note into it
-	cfg := console.Config{Ports: o.ports, Baud: a.opts.Baud, Open: lendingOpener(o.ports, &sess)}
+	if o.chip != "" {
+		c, err := chips.ByKey(o.chip)
+		if err != nil {
+			return usage("--chip: %v", err)
+		}
+		o.chip = c.Key
+	}
+	cfg := console.Config{Ports: o.ports, Baud: a.opts.Baud, Open: lendingOpener(o.ports, &sess), Chip: o.chip}
 	if o.elf != "" {
 		if _, err := os.Stat(o.elf); err != nil {
 			return usage("--elf: %v", err)

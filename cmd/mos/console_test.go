@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,6 +94,7 @@ func TestConsoleUsage(t *testing.T) {
 		{"missing elf", []string{"console", "-p", "sim://esp32", "--elf", "/no/such.elf"}, nil, "--elf"},
 		{"bad address", []string{"console", "-p", "ftp://x"}, nil, "bad port address"},
 		{"json", []string{"console", "-p", "sim://esp32", "--json"}, nil, "--json"},
+		{"bad chip", []string{"console", "-p", "sim://esp8266", "--chip", "esp9000"}, nil, `--chip: unknown chip "esp9000"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,5 +124,38 @@ func TestConsoleHintWorksWithOneBoard(t *testing.T) {
 	// that the flash holds no image.
 	if r.code != output.ExitOK || !(strings.Contains(r.stdout, "rst:0x") || strings.Contains(r.stdout, "invalid header: 0xffffffff")) {
 		t.Fatalf("plain `mos console` with one board: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// With --chip esp8266, the ROM's boot messages at 74880 baud are legible
+// into a pipe as well: the board powers on when the console opens it (its
+// banner is read at 115200 and lost), the console follows the ROM to its
+// rate for the load lines and back for the application's log, and says so
+// on stderr.
+func TestConsoleFollowsESP8266BootBaud(t *testing.T) {
+	flash := filepath.Join(t.TempDir(), "flash.bin")
+	if r := (mos{}).run(t, "--port", "sim://esp8266?fast=1&flash-file="+flash, "flash", filepath.Join("..", "..", "firmware-images", "esp8266-demo.zip")); r.code != 0 {
+		t.Fatalf("flash: exit %d: %s", r.code, r.stderr)
+	}
+	for _, tc := range []struct {
+		chip   []string
+		follow bool
+	}{
+		{[]string{"--chip", "esp8266"}, true},
+		{nil, false},
+	} {
+		t.Run(fmt.Sprint(tc.chip), func(t *testing.T) {
+			args := append([]string{"console", "--port", "sim://esp8266?flash-file=" + flash}, tc.chip...)
+			r := consoleFor(t, mos{}, 4*time.Second, args...)
+			if r.code != output.ExitOK || !strings.Contains(r.stdout, "Init done") {
+				t.Fatalf("exit %d, no application log:\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			followed := strings.Contains(r.stdout, "load 0x40100000, len ") &&
+				strings.Contains(r.stderr, "following the ROM boot messages at 74880 baud") &&
+				strings.Contains(r.stderr, "following the application at 115200 baud")
+			if followed != tc.follow {
+				t.Errorf("ROM text followed: %v, want %v\nstdout:\n%s\nstderr:\n%s", followed, tc.follow, r.stdout, r.stderr)
+			}
+		})
 	}
 }

@@ -62,11 +62,16 @@ type server struct {
 	flash string
 	cmd   *exec.Cmd
 	log   *os.File
+	chip  string // "": esp32
 }
 
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "sim", "serve", "--chip", "esp32", "--flash-file", s.flash, "--listen", s.addr)
+	chip := s.chip
+	if chip == "" {
+		chip = "esp32"
+	}
+	s.cmd = exec.Command(s.bin, "sim", "serve", "--chip", chip, "--flash-file", s.flash, "--listen", s.addr)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
