@@ -36,9 +36,10 @@ type Options struct {
 	NoColor    bool            // NO_COLOR: no colours, reverse video and bold only
 }
 
-// DefaultScrollback is generous: a day of a chatty firmware's log at about
-// 100 bytes a line is well under 100 MB.
-const DefaultScrollback = 200000
+// DefaultScrollback is generous (five times a terminal emulator's usual
+// 10000 lines) yet bounded: the screen keeps about 1 KiB per line of 90
+// bytes (measured by make bench), so a full scrollback stays near 50 MiB.
+const DefaultScrollback = 50000
 
 type mode int
 
