@@ -39,7 +39,14 @@ func newChipInfoCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chip-info",
 		Short: "Detect the chip and show its MAC and flash",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Reset the board into its ROM loader and report what it is: the chip and its\n" +
+			"revision, features (as esptool lists them), crystal, MAC address, flash ID and\n" +
+			"size, and the security flags. Nothing is written. --after stay leaves the chip\n" +
+			"in the loader for the next command.",
+		Example: "  mos chip-info --port /dev/ttyUSB0\n" +
+			"  mos chip-info --port sim://esp32c3 --json\n" +
+			"  mos chip-info --port socket://192.168.1.20:3333 --reset none",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.validate(); err != nil {
 				return usageErr(cmd, err)

@@ -56,8 +56,12 @@ func checkOutputFile(name string) error {
 func newFlashReadCmd(a *app) *cobra.Command {
 	var o resetOptions
 	cmd := &cobra.Command{
-		Use:     "flash-read ADDR SIZE FILE",
-		Short:   "Read flash contents into a file",
+		Use:   "flash-read ADDR SIZE FILE",
+		Short: "Read flash contents into a file",
+		Long: "Read SIZE bytes of flash at ADDR into FILE, through the flasher stub at a fast\n" +
+			"baud. The data is checked against the flash's MD5 and FILE is written only\n" +
+			"when the whole read is complete. ADDR and SIZE are decimal or 0x hex; SIZE may\n" +
+			"end in K or M.",
 		Example: "  mos flash-read 0x0 4M backup.bin",
 		Args:    usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -153,7 +157,9 @@ func newFlashEraseCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "flash-erase [ADDR SIZE]",
 		Short: "Erase the whole flash, or a range of it",
-		Long:  "Erase the whole flash chip, or SIZE bytes at ADDR (both multiples of 4 KiB).",
+		Example: "  mos flash-erase --port /dev/ttyUSB0\n" +
+			"  mos flash-erase --port /dev/ttyUSB0 0x9000 0x6000",
+		Long: "Erase the whole flash chip, or SIZE bytes at ADDR (both multiples of 4 KiB).",
 		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return fmt.Errorf("give no arguments (whole chip) or ADDR SIZE")

@@ -26,7 +26,11 @@ func newFwCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fw",
 		Short: "Make and inspect firmware bundles and images",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Make firmware bundles from parts (mos fw pack) and look inside bundles, app\n" +
+			"images and partition tables (mos fw info). Neither needs a board.",
+		Example: "  mos fw info firmware.zip\n" +
+			"  mos fw pack --out fw.zip --platform esp32 app:app:0x10000:app.bin",
+		Args: usageArgs(cobra.NoArgs),
 	}
 	cmd.AddCommand(newFwPackCmd(a, "pack"), newFwInfoCmd(a))
 	return cmd

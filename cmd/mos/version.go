@@ -38,7 +38,13 @@ func newVersionCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of mos",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Print the version of mos, the commit and date it was built from, the Go\n" +
+			"version and the platform. A release build carries its version; a plain\n" +
+			"\"go build\" or \"go install\" takes what the Go toolchain recorded (module\n" +
+			"version, VCS revision and time).",
+		Example: "  mos version\n" +
+			"  mos version --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.out.Print(currentVersion())
 		},
