@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/muesli/termenv"
 )
 
 // Printer writes everything a command shows. It is safe for concurrent use:
@@ -29,6 +31,7 @@ type Printer struct {
 	warnings []string // collected in JSON mode until the document is printed
 	printed  bool     // the JSON document has gone to stdout
 	prog     progressState
+	colors   termenv.Profile // of the progress bar
 }
 
 // New returns a Printer. json selects the --json contract (see the package
@@ -43,6 +46,7 @@ func New(stdout, stderr io.Writer, json, verbose bool) *Printer {
 		tty:     isTerminalWriter(stderr),
 		now:     time.Now,
 	}
+	p.colors = colorProfile(stderr, p.tty)
 	if f, ok := stderr.(*os.File); ok && p.tty {
 		p.termWidth = func() int { return terminalWidth(f.Fd()) }
 	}
