@@ -31,6 +31,7 @@ type Printer struct {
 	warnings []string // collected in JSON mode until the document is printed
 	printed  bool     // the JSON document has gone to stdout
 	prog     progressState
+	taskSeq  int             // numbers Tasks, so a finished one's ticker stops drawing
 	colors   termenv.Profile // of the progress bar
 }
 

@@ -75,7 +75,8 @@ type progressState struct {
 	lastPct     int // last percentage shown, -1 for none
 	lastShown   time.Time
 	barShown    bool // a bar is on the terminal line, without its newline
-	task        bool // a Task: no byte counts, only time
+	task        int  // the Task shown (Printer.taskSeq), 0 for byte progress
+	announced   bool // a Task's first line has been printed (plain text)
 }
 
 // Progress returns the callback that renders events: one redrawn line on a
@@ -91,7 +92,7 @@ func (p *Printer) progress(ev ProgressEvent) {
 	st := &p.prog
 	now := p.now()
 	finished := ev.Total > 0 && ev.Done >= ev.Total
-	samePhase := st.started && !st.task && ev.Stage == st.stage && ev.Part == st.part
+	samePhase := st.started && st.task == 0 && ev.Stage == st.stage && ev.Part == st.part
 	if samePhase && st.finished {
 		if finished {
 			return // a repeated final event: already shown
@@ -138,16 +139,18 @@ func (p *Printer) progress(ev ProgressEvent) {
 }
 
 // Task shows an operation whose progress the device does not report (a
-// chip erase: one command that takes seconds) while run runs: a spinner
-// and the elapsed time on a terminal, a line at the start and every few
-// seconds otherwise, JSON events each second with --json; then a summary.
-// It returns run's error.
-func (p *Printer) Task(stage, part string, run func() error) error {
-	ev := ProgressEvent{Stage: stage, Part: part}
+// chip erase: one command that takes seconds; connecting: a few steps)
+// while run runs: a spinner and the elapsed time on a terminal, a line at
+// the start and every few seconds otherwise, JSON events each second with
+// --json; then a summary line "Erasing flash: done in 5.2s". run may call
+// step to end the current step and start the next (connecting, uploading
+// the stub, changing baud), each with its own summary. It returns run's
+// error; a failed step's line is removed, as the error says what happened.
+func (p *Printer) Task(stage, part string, run func(step func(stage, part string)) error) error {
 	p.mu.Lock()
-	p.endLineLocked()
-	p.prog = progressState{stage: stage, part: part, started: true, start: p.now(), lastPct: -1, task: true}
-	p.taskTickLocked(ev, true)
+	p.taskSeq++
+	id := p.taskSeq
+	p.startTaskLocked(ProgressEvent{Stage: stage, Part: part}, id)
 	p.mu.Unlock()
 
 	stop := make(chan struct{})
@@ -166,39 +169,61 @@ func (p *Printer) Task(stage, part string, run func() error) error {
 				return
 			case <-t.C:
 				p.mu.Lock()
-				if p.prog.task && p.prog.stage == stage && p.prog.part == part {
-					p.taskTickLocked(ev, false)
+				if p.prog.task == id {
+					p.taskTickLocked(false)
 				}
 				p.mu.Unlock()
 			}
 		}
 	}()
-	err := run()
+	err := run(func(stage, part string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.prog.task == id {
+			p.endTaskLocked(nil)
+		}
+		p.startTaskLocked(ProgressEvent{Stage: stage, Part: part}, id)
+	})
 	close(stop)
 	<-ticked
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.prog.task && p.prog.stage == stage && p.prog.part == part {
-		d := p.now().Sub(p.prog.start)
-		switch {
-		case p.json:
-			p.jsonLineLocked("progress", progressLine{ProgressEvent: ev, ElapsedS: round1(d.Seconds()), Finished: err == nil})
-		case err != nil:
-			p.clearBarLocked() // the error says what happened
-		default:
-			p.redrawLocked(clip(fmt.Sprintf("%s: done in %s", label(ev), seconds(d)), p.width()))
-			io.WriteString(p.stderr, "\n")
-			p.prog.barShown = false
-		}
-		p.prog = progressState{}
+	if p.prog.task == id {
+		p.endTaskLocked(err)
 	}
 	return err
 }
 
+func (p *Printer) startTaskLocked(ev ProgressEvent, id int) {
+	p.endLineLocked()
+	p.prog = progressState{stage: ev.Stage, part: ev.Part, started: true, start: p.now(), lastPct: -1, task: id}
+	p.taskTickLocked(true)
+}
+
+// endTaskLocked shows the summary of the current Task step.
+func (p *Printer) endTaskLocked(err error) {
+	ev := ProgressEvent{Stage: p.prog.stage, Part: p.prog.part}
+	d := p.now().Sub(p.prog.start)
+	switch {
+	case p.json:
+		p.jsonLineLocked("progress", progressLine{ProgressEvent: ev, ElapsedS: round1(d.Seconds()), Finished: err == nil})
+	case err != nil:
+		p.clearBarLocked()
+	case p.tty:
+		p.redrawLocked(clip(fmt.Sprintf("%s: done in %s", label(ev), seconds(d)), p.width()))
+		io.WriteString(p.stderr, "\n")
+		p.prog.barShown = false
+	default:
+		io.WriteString(p.stderr, fmt.Sprintf("%s: done in %s\n", label(ev), seconds(d)))
+	}
+	p.prog = progressState{}
+}
+
 // taskTickLocked shows a running Task's state.
-func (p *Printer) taskTickLocked(ev ProgressEvent, first bool) {
+func (p *Printer) taskTickLocked(first bool) {
 	st := &p.prog
+	ev := ProgressEvent{Stage: st.stage, Part: st.part}
 	now := p.now()
 	d := now.Sub(st.start)
 	switch {
@@ -209,12 +234,15 @@ func (p *Printer) taskTickLocked(ev ProgressEvent, first bool) {
 		frame := frames[int(d/spinner.Line.FPS)%len(frames)]
 		p.redrawLocked(clip(fmt.Sprintf("%s %s  %s", label(ev), frame, seconds(d)), p.width()))
 		st.barShown = true
-	case first || now.Sub(st.lastShown) >= plainUnknownStep:
-		if first {
-			io.WriteString(p.stderr, label(ev)+"...\n")
-		} else {
-			io.WriteString(p.stderr, fmt.Sprintf("%s: %s\n", label(ev), seconds(d)))
-		}
+	case first:
+		// In a log, a step that ends within a second gets only its
+		// summary line; a longer one is announced when it has run a second.
+		return
+	case !st.announced:
+		io.WriteString(p.stderr, label(ev)+"...\n")
+		st.announced = true
+	case now.Sub(st.lastShown) >= plainUnknownStep:
+		io.WriteString(p.stderr, fmt.Sprintf("%s: %s\n", label(ev), seconds(d)))
 	default:
 		return
 	}

@@ -189,7 +189,7 @@ func TestTask(t *testing.T) {
 		err       error
 		want, not []string
 	}{
-		{"plain", false, false, nil, []string{"Erasing flash...\n", "Erasing flash: done in "}, nil},
+		{"plain", false, false, nil, []string{"Erasing flash...\n", "\nErasing flash: done in "}, nil},
 		{"tty", false, true, nil, []string{"\rErasing flash ", "\rErasing flash: done in "}, nil},
 		{"tty failed", false, true, contextCanceled(), []string{"\r\x1b[2K"}, []string{"done in"}},
 		{"json", true, false, nil, []string{`{"progress":{"stage":"erasing","part":"flash","done":0,"total":0,"elapsed_s":`, `"finished":true`}, nil},
@@ -198,7 +198,7 @@ func TestTask(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, out, errb := newTest(tt.json, false)
 			p.tty = tt.tty
-			err := p.Task("erasing", "flash", func() error { time.Sleep(250 * time.Millisecond); return tt.err })
+			err := p.Task("erasing", "flash", func(func(string, string)) error { time.Sleep(1300 * time.Millisecond); return tt.err })
 			if err != tt.err {
 				t.Errorf("err %v, want %v", err, tt.err)
 			}
@@ -219,5 +219,27 @@ func TestTask(t *testing.T) {
 				t.Errorf("stdout = %q", out)
 			}
 		})
+	}
+}
+
+func TestTaskSteps(t *testing.T) {
+	p, _, errb := newTest(false, false)
+	err := p.Task("connecting", "", func(step func(string, string)) error {
+		step("uploading", "flasher stub")
+		step("changing", "to 921600 baud")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n")
+	want := []string{"Connecting: done in", "Uploading flasher stub: done in", "Changing to 921600 baud: done in"}
+	if len(lines) != len(want) {
+		t.Fatalf("lines:\n%s", errb)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want %q...", i, lines[i], w)
+		}
 	}
 }

@@ -87,7 +87,12 @@ func connectLoader(ctx context.Context, a *app, o resetOptions) (port.Port, *fla
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := flasher.Connect(ctx, p, sessionOptions(a, o.reset, 0, true).Connect)
+	var l *flasher.Loader
+	err = a.out.Task("connecting", "to "+p.Name(), func(func(string, string)) error {
+		var err error
+		l, err = flasher.Connect(ctx, p, sessionOptions(a, o.reset, 0, true).Connect)
+		return err
+	})
 	if err != nil {
 		p.Close()
 		return nil, nil, err

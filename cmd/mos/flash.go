@@ -226,12 +226,28 @@ func openSession(ctx context.Context, a *app, o resetOptions, baud int, noStub b
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := flasher.Open(ctx, p, sessionOptions(a, o.reset, baud, noStub))
+	l, err := openLoader(ctx, a, p, sessionOptions(a, o.reset, baud, noStub))
 	if err != nil {
 		p.Close()
 		return nil, nil, err
 	}
 	return p, l, nil
+}
+
+// openLoader runs flasher.Open on the progress display: connecting, the
+// stub upload and the baud change each get a line with their time.
+func openLoader(ctx context.Context, a *app, p port.Port, opts flasher.SessionOptions) (*flasher.Loader, error) {
+	var l *flasher.Loader
+	err := a.out.Task("connecting", "to "+p.Name(), func(step func(string, string)) error {
+		opts.Step = func(what string) {
+			stage, part, _ := strings.Cut(what, " ")
+			step(stage, part)
+		}
+		var err error
+		l, err = flasher.Open(ctx, p, opts)
+		return err
+	})
+	return l, err
 }
 
 // sessionOptions are the flasher session settings every command uses:

@@ -221,8 +221,10 @@ func runFlashErase(ctx context.Context, a *app, o resetOptions, addr uint32, siz
 		return err
 	}
 	if whole {
-		a.out.Infof("erasing the whole flash (%d MiB); this takes a while", fsize>>20)
-		if err := l.EraseFlash(ctx); err != nil {
+		err := a.out.Task("erasing", fmt.Sprintf("the whole flash (%d MiB)", fsize>>20), func(func(string, string)) error {
+			return l.EraseFlash(ctx)
+		})
+		if err != nil {
 			return err
 		}
 		addr, size = 0, fsize
@@ -230,7 +232,10 @@ func runFlashErase(ctx context.Context, a *app, o resetOptions, addr uint32, siz
 		if uint64(addr)+uint64(size) > uint64(fsize) {
 			return output.Usagef("0x%X + %d is past the end of the %d MiB flash", addr, size, fsize>>20)
 		}
-		if err := l.EraseRegion(ctx, addr, size); err != nil {
+		err := a.out.Task("erasing", fmt.Sprintf("%d KiB at 0x%X", size>>10, addr), func(func(string, string)) error {
+			return l.EraseRegion(ctx, addr, size)
+		})
+		if err != nil {
 			return err
 		}
 	}

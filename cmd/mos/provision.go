@@ -274,7 +274,7 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 // provisionFlash flashes the firmware (skipping what is on flash already)
 // and hard-resets the board into it.
 func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions, bundle *fwbundle.Bundle, res *provisionResult) (string, string, error) {
-	l, err := flasher.Open(ctx, p, sessionOptions(a, o.reset, fastBaud, false))
+	l, err := openLoader(ctx, a, p, sessionOptions(a, o.reset, fastBaud, false))
 	if err != nil {
 		return "", "", err
 	}
