@@ -152,3 +152,28 @@ func TestPutResetMidway(t *testing.T) {
 		t.Logf("no partial upload left at all: %q", r.stdout)
 	}
 }
+
+// The device takes names up to its limit (48 bytes on the virtual
+// device); the temporary upload name must not make that shorter.
+func TestPutLongestName(t *testing.T) {
+	url := fastDemo(t)
+	src := writeFile(t, "x.bin", []byte("long name"))
+	tests := []struct {
+		name string
+		code int
+	}{
+		{strings.Repeat("n", 48), 0},
+		{strings.Repeat("n", 44) + ".txt", 0},
+		{strings.Repeat("n", 49), output.ExitDeviceError},
+	}
+	for _, tt := range tests {
+		r := mos{}.run(t, "--port", url, "put", src, tt.name)
+		if r.code != tt.code {
+			t.Errorf("put %d-byte name: exit %d, want %d\n%s%s", len(tt.name), r.code, tt.code, r.stdout, r.stderr)
+		}
+	}
+	r := mos{}.run(t, "--port", url, "ls")
+	if r.stdout != strings.Repeat("n", 44)+".txt\n"+strings.Repeat("n", 48)+"\n" {
+		t.Errorf("ls: %q (no temporary file may be left)", r.stdout)
+	}
+}

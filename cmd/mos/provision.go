@@ -241,7 +241,7 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 			if len(r.Changed) == 0 {
 				return "skipped", "already set", nil
 			}
-			return "done", fmt.Sprintf("%d values saved", len(r.Changed)), nil
+			return "done", plural(len(r.Changed), "value", "values") + " saved", nil
 		}); err != nil {
 			return err
 		}
@@ -366,4 +366,12 @@ func provisionWiFi(ctx context.Context, a *app, c *provision.Client, ssid, pass 
 		return "", "", err
 	}
 	return "done", fmt.Sprintf("joined %q, IP %s", r.SSID, r.IP), nil
+}
+
+// plural is "1 value", "2 values".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
