@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/flasher"
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/port"
@@ -140,4 +141,28 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// uartClkDivMax is the largest divider UART_CLKDIV holds: its integer part
+// is 20 bits wide (ESP32 Technical Reference Manual, UART_CLKDIV_REG; the
+// same on the ESP8266 and the later chips), so the slowest rate a loader
+// can switch its UART to is the UART clock divided by it.
+const uartClkDivMax = 1<<20 - 1
+
+// minLoaderBaud is the slowest rate every chip's loader can be moved to.
+func minLoaderBaud() int {
+	lowest := 0
+	for _, c := range chips.All() {
+		lowest = max(lowest, (c.APBMHz*1000000+uartClkDivMax-1)/uartClkDivMax)
+	}
+	return lowest
+}
+
+// checkLoaderBaud refuses a --baud the ROM loader and the stub cannot run at.
+func checkLoaderBaud(baud int) error {
+	if m := minLoaderBaud(); baud < m {
+		return fmt.Errorf("--baud %d is below %d, the slowest rate the chips' UART can be set to "+
+			"(its divider holds 20 bits); the loaders work at 115200 and above, give e.g. --baud 115200", baud, m)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -149,5 +150,20 @@ func TestProvisionRefusesDemoOffSim(t *testing.T) {
 				t.Errorf("hint %q does not say what to do", hint)
 			}
 		})
+	}
+}
+
+func TestLoaderBaudTooLow(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "sim://esp32?fast=1", "--baud", "50", "flash-read", "0", "4096", filepath.Join(t.TempDir(), "x.bin")},
+		{"--port", "sim://esp32?fast=1", "flash", "--baud", "76", "0x10000:nofile.bin"},
+	} {
+		r := mos{}.run(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "is below 77, the slowest rate") || !strings.Contains(r.stderr, "mos flash") {
+			t.Errorf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	if minLoaderBaud() != 77 { // 80 MHz / (2^20 - 1), rounded up
+		t.Errorf("minLoaderBaud() = %d", minLoaderBaud())
 	}
 }

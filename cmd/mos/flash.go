@@ -100,6 +100,9 @@ func newFlashCmd(a *app) *cobra.Command {
 			baud := fastBaud
 			if cmd.Flags().Changed("baud") {
 				baud = a.opts.Baud
+				if err := checkLoaderBaud(baud); err != nil {
+					return usageErr(cmd, err)
+				}
 			}
 			return runFlash(cmd.Context(), a, o, baud, args)
 		},

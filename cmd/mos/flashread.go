@@ -85,6 +85,9 @@ func newFlashReadCmd(a *app) *cobra.Command {
 			baud := fastBaud
 			if cmd.Flags().Changed("baud") {
 				baud = a.opts.Baud
+				if err := checkLoaderBaud(baud); err != nil {
+					return usageErr(cmd, err)
+				}
 			}
 			return runFlashRead(cmd.Context(), a, o, baud, addr, int(size), args[2])
 		},
