@@ -89,9 +89,11 @@ func connectLoader(ctx context.Context, a *app, o resetOptions) (port.Port, *fla
 		return nil, nil, err
 	}
 	var l *flasher.Loader
+	copts := sessionOptions(a, o.reset, 0, true).Connect
+	handReset(a, p, &copts)
 	err = a.out.Task("connecting", "to "+p.Name(), func(func(string, string)) error {
 		var err error
-		l, err = flasher.Connect(ctx, p, sessionOptions(a, o.reset, 0, true).Connect)
+		l, err = flasher.Connect(ctx, p, copts)
 		return err
 	})
 	if err != nil {

@@ -240,6 +240,7 @@ func openSession(ctx context.Context, a *app, o resetOptions, baud int, noStub b
 // openLoader runs flasher.Open on the progress display: connecting, the
 // stub upload and the baud change each get a line with their time.
 func openLoader(ctx context.Context, a *app, p port.Port, opts flasher.SessionOptions) (*flasher.Loader, error) {
+	handReset(a, p, &opts.Connect)
 	var l *flasher.Loader
 	err := a.out.Task("connecting", "to "+p.Name(), func(step func(string, string)) error {
 		opts.Step = func(what string) {
@@ -405,4 +406,19 @@ func writeProgress(a *app) flasher.Progress {
 	return func(stage, part string, done, total int64) {
 		progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
 	}
+}
+
+// handReset: a port without DTR/RTS (socket://) cannot reset the board, so
+// rather than play reset sequences it cannot make and only then give up,
+// mos says at once how to enter download mode by hand, and listens.
+func handReset(a *app, p port.Port, opts *flasher.ConnectOptions) {
+	if opts.Reset != "" && opts.Reset != string(flasher.ResetAuto) {
+		return // asked for: flasher.Connect reports what it could not do
+	}
+	if err := p.SetDTR(false); !errors.Is(err, port.ErrNoControlLines) {
+		return
+	}
+	opts.Reset = string(flasher.ResetNone)
+	a.out.Infof("%s cannot reset the board (no DTR/RTS lines): put it into download mode by hand: "+
+		"hold BOOT (IO0), press and release EN (RST), then release BOOT", p.Name())
 }
