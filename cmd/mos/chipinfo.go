@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -59,9 +60,12 @@ func newChipInfoCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-type chipInfoResult struct{ *flasher.Info }
+type chipInfoResult struct {
+	*flasher.Info
+	Features []string `json:"features"`
+}
 
-func (r chipInfoResult) Data() any { return r.Info }
+func (r chipInfoResult) Data() any { return r }
 func (r chipInfoResult) Text() string {
 	size := "unknown"
 	if r.FlashSize > 0 {
@@ -74,7 +78,8 @@ func (r chipInfoResult) Text() string {
 	if r.Revision != "" {
 		chip += " (revision " + r.Revision + ")"
 	}
-	s := fmt.Sprintf("Chip:       %s\nCrystal:    %d MHz\nMAC:        %s\nFlash ID:   %s\nFlash size: %s", chip, r.CrystalMHz, r.MAC, r.FlashID, size)
+	s := fmt.Sprintf("Chip:       %s\nFeatures:   %s\nCrystal:    %d MHz\nMAC:        %s\nFlash ID:   %s\nFlash size: %s",
+		chip, strings.Join(r.Features, ", "), r.CrystalMHz, formatMAC(r.MAC), r.FlashID, size)
 	if sec := r.Security; sec != nil {
 		s += fmt.Sprintf("\nSecurity:   secure boot %s, flash encryption %s, secure download mode %s, JTAG %s",
 			onOff(sec.SecureBoot), onOff(sec.FlashEncryption), onOff(sec.SecureDownloadMode), map[bool]string{true: "disabled", false: "enabled"}[sec.JTAGDisabled])
@@ -124,10 +129,15 @@ func runChipInfo(ctx context.Context, a *app, o resetOptions) error {
 		p.Close()
 		return err
 	}
+	features, err := chipFeatures(ctx, l)
+	if err != nil {
+		p.Close()
+		return err
+	}
 	if err := finish(ctx, p, o); err != nil {
 		return err
 	}
-	return a.out.Print(chipInfoResult{info})
+	return a.out.Print(chipInfoResult{info, features})
 }
 
 func usageErr(cmd *cobra.Command, err error) error {

@@ -253,7 +253,10 @@ func (r infoResult) Text() string {
 }
 
 // formatMAC writes the device's 12 hex digits with colons.
+// formatMAC prints a MAC the way chip-info (and esptool) do: lowercase
+// hex pairs joined by colons, whatever form the firmware reports.
 func formatMAC(m string) string {
+	m = strings.ToLower(strings.NewReplacer(":", "", "-", "").Replace(m))
 	if len(m) != 12 {
 		return m
 	}
