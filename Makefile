@@ -32,7 +32,7 @@ FUZZ_TARGETS := \
 # run (esptool-js, the judge of the virtual device).
 TEST_DEPS ?= interop-deps
 
-.PHONY: all build test interop-deps demo bench fuzz clean
+.PHONY: all build test interop-deps demo bench fuzz clean man
 
 all: build
 
@@ -73,6 +73,12 @@ fuzz:
 		echo "fuzz: $$name in $$pkg for $(FUZZ_TIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg; \
 	done
+
+# Man pages (section 1 per command, section 7 per help topic), generated
+# from the command tree, so they say what --help says: bin/man/.
+MAN_DIR ?= bin/man
+man:
+	$(GO) run -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' ./cmd/mos man $(MAN_DIR)
 
 clean:
 	rm -rf bin

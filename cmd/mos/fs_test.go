@@ -177,3 +177,13 @@ func TestPutLongestName(t *testing.T) {
 		t.Errorf("ls: %q (no temporary file may be left)", r.stdout)
 	}
 }
+
+// The local path is checked before anything is asked of the device: the
+// port below does not even exist.
+func TestGetChecksLocalPathFirst(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "no", "such", "dir", "x.bin")
+	r := mos{}.run(t, "--port", "/dev/no-such-tty", "get", "conf9.json", dest)
+	if r.code != output.ExitUsage || !strings.Contains(r.stderr, "there is no folder") || !strings.Contains(r.stderr, "mos get --help") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+}
