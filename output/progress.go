@@ -77,6 +77,8 @@ type progressState struct {
 	barShown    bool // a bar is on the terminal line, without its newline
 	task        int  // the Task shown (Printer.taskSeq), 0 for byte progress
 	announced   bool // a Task's first line has been printed (plain text)
+	// starts holds when each stage of the current part began.
+	starts map[string]time.Time
 }
 
 // Progress returns the callback that renders events: one redrawn line on a
@@ -99,9 +101,23 @@ func (p *Printer) progress(ev ProgressEvent) {
 		}
 		samePhase = false // the same phase again, e.g. a retry
 	}
-	if !samePhase {
+	// A region written in several spans alternates writing and verifying:
+	// those share one line, redrawn in place, each stage timed from its
+	// first event.
+	_, seen := st.starts[ev.Stage]
+	switch {
+	case samePhase:
+	case st.started && st.task == 0 && ev.Part == st.part && st.starts != nil && (!st.finished || seen):
+		if !seen {
+			st.starts[ev.Stage] = now
+		}
+		st.stage, st.start, st.lastPct, st.finished = ev.Stage, st.starts[ev.Stage], -1, false
+		samePhase = false
+	default:
 		p.endLineLocked()
-		*st = progressState{stage: ev.Stage, part: ev.Part, started: true, start: now, lastPct: -1}
+		*st = progressState{stage: ev.Stage, part: ev.Part, started: true, start: now, lastPct: -1,
+			starts: map[string]time.Time{ev.Stage: now}}
+		seen = false
 	}
 	pct := percent(ev)
 
@@ -125,6 +141,13 @@ func (p *Printer) progress(ev ProgressEvent) {
 	case p.json:
 		p.jsonLineLocked("progress", p.progressJSON(ev, pct, now, finished))
 	case p.tty:
+		if finished && !samePhase && !seen && st.start.Equal(now) {
+			// Done at once (a region found unchanged): nothing was timed.
+			p.redrawLocked(clip(fmt.Sprintf("%s: %s", label(ev), humanBytes(ev.Total)), p.width()))
+			io.WriteString(p.stderr, "\n")
+			st.barShown = false
+			return
+		}
 		if finished {
 			p.redrawLocked(p.summaryLine(ev, now))
 			io.WriteString(p.stderr, "\n")

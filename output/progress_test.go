@@ -243,3 +243,34 @@ func TestTaskSteps(t *testing.T) {
 		}
 	}
 }
+
+// A region written in spans alternates writing and verifying: one line,
+// redrawn, then a summary per stage; a region found unchanged at once gets
+// its summary without a time.
+func TestProgressTTYSpans(t *testing.T) {
+	p, _, errb := newTest(false, false)
+	p.tty = true
+	p.now = fakeClock(100 * time.Millisecond)
+	pr := p.Progress()
+	pr(ProgressEvent{Stage: "unchanged", Part: "app", Done: 1024, Total: 1024})
+	for _, ev := range []ProgressEvent{
+		{Stage: "writing", Part: "fs", Done: 0, Total: 300},
+		{Stage: "writing", Part: "fs", Done: 100, Total: 300},
+		{Stage: "verifying", Part: "fs", Done: 0, Total: 300},
+		{Stage: "verifying", Part: "fs", Done: 100, Total: 300},
+		{Stage: "writing", Part: "fs", Done: 300, Total: 300},
+		{Stage: "verifying", Part: "fs", Done: 300, Total: 300},
+	} {
+		pr(ev)
+	}
+	// What the terminal shows: each line's last redraw.
+	var shown []string
+	for _, line := range strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n") {
+		parts := strings.Split(line, "\r")
+		shown = append(shown, strings.TrimSuffix(parts[len(parts)-1], "\x1b[K"))
+	}
+	want := []string{"Unchanged app: 1.0 KiB", "Writing fs: 300 B in 0.4s", "Verifying fs: 300 B in 0.3s"}
+	if strings.Join(shown, "\n") != strings.Join(want, "\n") {
+		t.Errorf("screen:\n%s\nwant:\n%s\nraw %q", strings.Join(shown, "\n"), strings.Join(want, "\n"), errb)
+	}
+}
