@@ -76,6 +76,8 @@ func (v *versionResult) fillFromBuildInfo(bi *debug.BuildInfo) {
 	if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		v.Version = bi.Main.Version
 	}
+	ownCommit := v.Commit == "" // the commit, if any, will be the VCS stamp's
+	modified := false
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -87,10 +89,12 @@ func (v *versionResult) fillFromBuildInfo(bi *debug.BuildInfo) {
 				v.Date = s.Value
 			}
 		case "vcs.modified":
-			// Only trusted alongside the revision it describes.
-			v.Modified = s.Value == "true" && commit == ""
+			modified = s.Value == "true"
 		}
 	}
+	// Only trusted alongside the revision it describes, not next to a
+	// commit given by -ldflags.
+	v.Modified = modified && ownCommit && v.Commit != ""
 }
 
 func (v versionResult) Text() string {
