@@ -162,7 +162,9 @@ func newFlashEraseCmd(a *app) *cobra.Command {
 		Short: "Erase the whole flash, or a range of it",
 		Example: "  mos flash-erase --port /dev/ttyUSB0\n" +
 			"  mos flash-erase --port /dev/ttyUSB0 0x9000 0x6000",
-		Long: "Erase the whole flash chip, or SIZE bytes at ADDR (both multiples of 4 KiB).",
+		Long: "Erase the whole flash chip, or SIZE bytes at ADDR (both multiples of 4 KiB),\n" +
+			"through the flasher stub. A whole chip takes seconds and the chip reports\n" +
+			"nothing until it is done, so the time taken is shown while it runs.",
 		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return fmt.Errorf("give no arguments (whole chip) or ADDR SIZE")
