@@ -162,9 +162,11 @@ func (c *Conn) Send(op byte, data []byte, chk uint32) error {
 // ReadFrame returns the next SLIP frame, waiting at most timeout for it
 // to start. Once a frame is arriving, the deadline moves with each byte
 // received: a long frame at a slow baud (4 KiB of flash at 9600 baud takes
-// over 4 s) is not cut off while it flows, whatever rate --baud chose.
+// over 4 s) is not cut off while it flows, whatever rate --baud chose, up
+// to the time the longest reply needs at that rate.
 func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	deadline := time.Now().Add(timeout)
+	limit := deadline.Add(c.wireTime(maxReplyWire))
 	chunk := make([]byte, 4096)
 	received := false
 	for {
@@ -184,7 +186,13 @@ func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, er
 			return nil, err
 		}
 		if received && c.dec.InFrame() {
+			// Never past the time the longest reply takes at this rate:
+			// a line of garbage (a boot loop at another baud) can look
+			// like a frame that never ends.
 			deadline = time.Now().Add(max(timeout, DefaultTimeout))
+			if deadline.After(limit) {
+				deadline = limit
+			}
 		}
 		received = false
 		left := time.Until(deadline)
@@ -205,6 +213,11 @@ func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, er
 }
 
 var errTimeout = errors.New("no reply")
+
+// maxReplyWire is the most bytes a reply frame can take on the wire: a
+// 4 KiB READ_FLASH packet (the largest frame a loader sends), every byte
+// SLIP-escaped, and its header.
+const maxReplyWire = 2*4096 + 64
 
 // wireTime is how long n bytes take on the line at the port's rate: ten
 // bit times each (start, 8 data, stop).
