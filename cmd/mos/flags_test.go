@@ -167,3 +167,14 @@ func TestLoaderBaudTooLow(t *testing.T) {
 		t.Errorf("minLoaderBaud() = %d", minLoaderBaud())
 	}
 }
+
+// At a slow rate a 4 KiB reply takes longer on the wire (4.3 s at 9600
+// baud) than the 3 s a reply used to be given: the wait follows the rate.
+// The virtual device models the wire time here (no fast=1).
+func TestSlowBaudRead(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.bin")
+	r := mos{}.run(t, "--port", "sim://esp32", "--baud", "9600", "flash-read", "0", "8192", out)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
