@@ -33,7 +33,7 @@ FUZZ_TARGETS := \
 # run (esptool-js, the judge of the virtual device).
 TEST_DEPS ?= system-deps interop-deps
 
-.PHONY: all build test system-deps interop-deps demo demo-wifi bench fuzz clean release
+.PHONY: all build test system-deps interop-deps demo demo-wifi bench fuzz clean release man
 
 all: build
 
@@ -106,6 +106,12 @@ DIST  ?= dist
 release:
 	GO='$(GO)' VERSION='$(VERSION)' COMMIT='$(COMMIT)' DATE='$(DATE)' EPOCH='$(EPOCH)' DIST='$(DIST)' \
 		sh packaging/release.sh
+
+# Man pages (section 1 per command, section 7 per help topic), generated
+# from the command tree, so they say what --help says: bin/man/.
+MAN_DIR ?= bin/man
+man:
+	$(GO) run -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' ./cmd/mos man $(MAN_DIR)
 
 clean:
 	rm -rf bin dist

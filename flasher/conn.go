@@ -159,10 +159,16 @@ func (c *Conn) Send(op byte, data []byte, chk uint32) error {
 	return err
 }
 
-// ReadFrame returns the next SLIP frame, waiting at most timeout.
+// ReadFrame returns the next SLIP frame, waiting at most timeout for it
+// to start. Once a frame is arriving, the deadline moves with each byte
+// received: a long frame at a slow baud (4 KiB of flash at 9600 baud takes
+// over 4 s) is not cut off while it flows, whatever rate --baud chose, up
+// to the time the longest reply needs at that rate.
 func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	deadline := time.Now().Add(timeout)
+	limit := deadline.Add(c.wireTime(maxReplyWire))
 	chunk := make([]byte, 4096)
+	received := false
 	for {
 		for len(c.buf) > 0 {
 			b := c.buf[0]
@@ -179,6 +185,16 @@ func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, er
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if received && c.dec.InFrame() {
+			// Never past the time the longest reply takes at this rate:
+			// a line of garbage (a boot loop at another baud) can look
+			// like a frame that never ends.
+			deadline = time.Now().Add(max(timeout, DefaultTimeout))
+			if deadline.After(limit) {
+				deadline = limit
+			}
+		}
+		received = false
 		left := time.Until(deadline)
 		if left <= 0 {
 			return nil, errTimeout
@@ -192,10 +208,26 @@ func (c *Conn) ReadFrame(ctx context.Context, timeout time.Duration) ([]byte, er
 			return nil, err
 		}
 		c.buf = append(c.buf, chunk[:n]...)
+		received = n > 0
 	}
 }
 
 var errTimeout = errors.New("no reply")
+
+// maxReplyWire is the most bytes a reply frame can take on the wire: a
+// 4 KiB READ_FLASH packet (the largest frame a loader sends), every byte
+// SLIP-escaped, and its header.
+const maxReplyWire = 2*4096 + 64
+
+// wireTime is how long n bytes take on the line at the port's rate: ten
+// bit times each (start, 8 data, stop).
+func (c *Conn) wireTime(n int) time.Duration {
+	baud := c.p.BaudRate()
+	if baud <= 0 {
+		return 0
+	}
+	return time.Duration(n) * 10 * time.Second / time.Duration(baud)
+}
 
 // Flush drops everything received so far.
 func (c *Conn) Flush() {
@@ -291,6 +323,10 @@ func (c *Conn) Command(ctx context.Context, op byte, data []byte, chk uint32, ti
 	if err := c.Send(op, data, chk); err != nil {
 		return nil, err
 	}
+	// The request is still crossing the wire when Send returns (the OS
+	// buffers it): at a slow baud a 16 KiB block takes seconds, which the
+	// command's own time must not pay for.
+	timeout += c.wireTime(2*len(data) + 16)
 	r, err := c.ReadResponse(ctx, op, timeout)
 	if err != nil {
 		if errors.Is(err, errTimeout) {

@@ -18,6 +18,9 @@ type SessionOptions struct {
 	NoStub bool
 	// Warn receives notes the user should see (a baud fallback).
 	Warn func(msg string)
+	// Step, when set, is told each step as it starts ("uploading the
+	// flasher stub", "changing to 921600 baud"), for a progress display.
+	Step func(what string)
 }
 
 // fallbackBauds are tried, highest first, below a rate the link refuses.
@@ -47,7 +50,7 @@ func Open(ctx context.Context, p port.Port, opt SessionOptions) (*Loader, error)
 		target = p.BaudRate()
 	}
 	for {
-		err := l.prepare(ctx, opt.NoStub, target)
+		err := l.prepare(ctx, opt.NoStub, target, opt.Step)
 		if err == nil {
 			return l, nil
 		}
@@ -76,16 +79,25 @@ func Open(ctx context.Context, p port.Port, opt SessionOptions) (*Loader, error)
 	}
 }
 
-func (l *Loader) prepare(ctx context.Context, noStub bool, baud int) error {
+func (l *Loader) prepare(ctx context.Context, noStub bool, baud int, step func(string)) error {
+	if step == nil {
+		step = func(string) {}
+	}
+	changing := fmt.Sprintf("changing to %d baud", baud)
 	if !noStub && !l.Stub && !l.Chip.IsESP8266() && l.Chip.Key != "esp32" {
+		step(changing)
 		if err := l.ChangeBaud(ctx, baud); err != nil {
 			return err
 		}
 	}
-	if !noStub {
+	if !noStub && !l.Stub {
+		step("uploading the flasher stub")
 		if err := l.RunStub(ctx); err != nil {
 			return err
 		}
+	}
+	if baud != l.Port().BaudRate() && (l.Stub || !l.Chip.IsESP8266()) {
+		step(changing)
 	}
 	err := l.ChangeBaud(ctx, baud)
 	if errors.Is(err, ErrUnsupported) {

@@ -531,6 +531,10 @@ func (l *Loader) putSpans(ctx context.Context, w Region, spans []span, compress 
 		if err == nil && l.CanMD5() {
 			progress("verifying", w.Name, int64(base), int64(total))
 			err = l.verifySpan(ctx, w.Name, addr, data)
+			if err == nil {
+				// The MD5 is one command: its reply is the only progress.
+				progress("verifying", w.Name, int64(base+s.len()), int64(total))
+			}
 		}
 		if err == nil {
 			rep.BytesWritten += s.len()

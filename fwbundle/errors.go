@@ -16,6 +16,7 @@ var (
 	ErrNoManifest  = errors.New("no manifest.json in the bundle")
 	ErrBadManifest = errors.New("invalid manifest")
 	ErrMissingSrc  = errors.New("missing part file")
+	ErrNoInput     = errors.New("cannot open") // the file given to flash
 	ErrChecksum    = errors.New("checksum mismatch")
 	ErrTooLarge    = errors.New("too large")
 
@@ -44,6 +45,9 @@ type Error struct {
 	Part   string // the part concerned, if any
 	Detail string // what exactly, for the message
 	Cause  error  // the underlying error, if any
+	// ListedIn is the file that named File (a flasher_args.json), when
+	// File was not given on the command line.
+	ListedIn string
 }
 
 func (e *Error) Error() string {
@@ -94,9 +98,14 @@ func (e *Error) Hint() string {
 		return "a firmware bundle has manifest.json at its root or inside one top-level folder: is this a bundle?"
 	case ErrBadManifest:
 		return "fix the manifest, or rebuild the bundle with `mos fw pack`"
+	case ErrNoInput:
+		return "check the file name"
 	case ErrMissingSrc:
 		if errors.Is(e.Cause, fs.ErrNotExist) {
-			return "check the file name; paths in flasher_args.json are relative to its folder"
+			if e.ListedIn != "" {
+				return "paths in " + e.ListedIn + " are relative to its folder: was the build moved or cleaned?"
+			}
+			return "check the file name"
 		}
 		return "the bundle is incomplete: download or build it again"
 	case ErrChecksum:

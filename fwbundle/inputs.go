@@ -3,6 +3,7 @@ package fwbundle
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,12 +37,18 @@ func ParseInputs(args []string) (*Bundle, error) {
 }
 
 func parseSingle(name string) (*Bundle, error) {
+	if st, err := os.Stat(name); err == nil && st.IsDir() {
+		return nil, dirError(name)
+	}
 	head, err := readHead(name)
 	if _, aerr := ParseAddr(name); err != nil && aerr == nil {
 		return nil, &ArgError{Arg: name, Msg: "an address without a file"}
 	}
+	if err != nil && badAddr(name) != "" {
+		return nil, &ArgError{Arg: name, Msg: fmt.Sprintf("%q is not a flash address (decimal or 0x hex, as in 0x10000:app.bin)", badAddr(name))}
+	}
 	if err != nil {
-		return nil, &Error{Kind: ErrMissingSrc, File: name, Cause: unwrapPath(err)}
+		return nil, &Error{Kind: ErrNoInput, File: name, Cause: unwrapPath(err)}
 	}
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
@@ -67,6 +74,32 @@ func readHead(name string) ([]byte, error) {
 	return head[:n], err
 }
 
+// dirError refuses a folder given as a bundle, pointing at the
+// flasher_args.json of an ESP-IDF build folder (or project) if there is one.
+func dirError(name string) error {
+	for _, rel := range []string{"flasher_args.json", filepath.Join("build", "flasher_args.json")} {
+		p := filepath.Join(name, rel)
+		if _, err := os.Stat(p); err == nil {
+			return &ArgError{Arg: name, Msg: "a folder, not a bundle: this is an ESP-IDF build; give its " + p}
+		}
+	}
+	return &ArgError{Arg: name, Msg: "a folder, not a bundle: give a bundle zip, a flasher_args.json or ADDR:FILE pairs"}
+}
+
+// badAddr returns the address of an ADDR:FILE argument whose address does
+// not parse ("zz" of "zz:app.bin"), or "". A one-letter prefix is a Windows
+// drive (C:\fw.zip), not an address.
+func badAddr(arg string) string {
+	a, file, ok := strings.Cut(arg, ":")
+	if !ok || file == "" || len(a) < 2 || strings.ContainsAny(a, `/\`) {
+		return ""
+	}
+	if _, err := ParseAddr(a); err != nil {
+		return a
+	}
+	return ""
+}
+
 // splitPair splits "ADDR:FILE". The address ends at the first colon, so
 // a Windows path (0x1000:C:\fw\boot.bin) keeps its own.
 func splitPair(arg string) (uint32, string, bool) {
@@ -87,6 +120,9 @@ func parsePairs(args []string) (*Bundle, error) {
 	for i := 0; i < len(args); i++ {
 		addr, file, ok := splitPair(args[i])
 		if !ok {
+			if a := badAddr(args[i]); a != "" {
+				return nil, &ArgError{Arg: args[i], Msg: fmt.Sprintf("%q is not a flash address (decimal or 0x hex, as in 0x10000:app.bin)", a)}
+			}
 			a, err := ParseAddr(args[i])
 			if err != nil || i+1 == len(args) {
 				return nil, &ArgError{Arg: args[i], Msg: "not ADDR:FILE (with several inputs, each needs an address)"}
@@ -209,6 +245,10 @@ func ParseFlasherArgs(name string) (*Bundle, error) {
 		}
 		data, err := readLimited(path, &total)
 		if err != nil {
+			var fe *Error
+			if errors.As(err, &fe) {
+				fe.ListedIn = name
+			}
 			return nil, err
 		}
 		p := Part{Name: filepath.Base(file), Addr: addr, Data: data, Flash: true, Source: path}

@@ -82,12 +82,53 @@ func TestParseInputsErrors(t *testing.T) {
 			t.Errorf("%q: %v, want an ArgError", args, err)
 		}
 	}
-	for _, args := range [][]string{{absent}, {"0x1000:" + absent}, {"0x1000:" + dir}} {
+	for _, args := range [][]string{{"0x1000:" + absent}, {"0x1000:" + dir}} {
 		_, err := ParseInputs(args)
 		badInput(t, err, ErrMissingSrc)
 	}
-	if _, err := ParseInputs([]string{absent}); !errors.Is(err, fs.ErrNotExist) {
+	_, err := ParseInputs([]string{absent})
+	badInput(t, err, ErrNoInput)
+	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("absent: %v", err)
+	}
+	// A file given on the command line is not talked about as if
+	// flasher_args.json had named it.
+	if h := err.(*Error).Hint(); strings.Contains(h, "flasher_args") {
+		t.Errorf("absent: hint %q", h)
+	}
+}
+
+func TestParseInputsMessages(t *testing.T) {
+	dir := files(t, map[string][]byte{"app.bin": appData, "idf/build/flasher_args.json": []byte(flasherArgsJSON),
+		"plain/x.txt": nil, "fa/flasher_args.json": []byte(`{"flash_files": {"0x0": "absent.bin"}}`)})
+	app := filepath.Join(dir, "app.bin")
+	tests := []struct {
+		name string
+		args []string
+		want string // in the message or the hint
+	}{
+		{"bad address", []string{"zz:" + app}, `"zz" is not a flash address`},
+		{"bad address among pairs", []string{"0x0:" + app, "zz:" + app}, `"zz" is not a flash address`},
+		{"project folder", []string{filepath.Join(dir, "idf")}, "a folder, not a bundle: this is an ESP-IDF build; give its " + filepath.Join(dir, "idf", "build", "flasher_args.json")},
+		{"build folder", []string{filepath.Join(dir, "idf", "build")}, "give its " + filepath.Join(dir, "idf", "build", "flasher_args.json")},
+		{"other folder", []string{filepath.Join(dir, "plain")}, "a folder, not a bundle: give a bundle zip"},
+		{"file listed in flasher_args.json", []string{filepath.Join(dir, "fa", "flasher_args.json")}, "are relative to its folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseInputs(tt.args)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			text := err.Error()
+			var h interface{ Hint() string }
+			if errors.As(err, &h) {
+				text += "\n" + h.Hint()
+			}
+			if !strings.Contains(text, tt.want) {
+				t.Errorf("%s\nlacks %q", text, tt.want)
+			}
+		})
 	}
 }
 

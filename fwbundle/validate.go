@@ -49,16 +49,8 @@ func (b *Bundle) Validate(chip *chips.Chip, flashSize int) error {
 			return bad(ErrNoFit, p, fmt.Sprintf("0x%x-0x%x, the flash ends at 0x%x (%s)", p.Addr, p.End(), flashSize, sizeName(flashSize)), nil)
 		}
 	}
-	// Parts are sorted by address, so only neighbours can overlap... except
-	// that a long part may reach past several short ones: track the end.
-	var prev *Part
-	for _, p := range flashed {
-		if prev != nil && uint64(p.Addr) < prev.End() {
-			return bad(ErrOverlap, p, fmt.Sprintf("0x%x-0x%x overlaps part %q at 0x%x-0x%x", p.Addr, p.End(), prev.Name, prev.Addr, prev.End()), nil)
-		}
-		if prev == nil || p.End() > prev.End() {
-			prev = p
-		}
+	if err := b.CheckOverlap(); err != nil {
+		return err
 	}
 	for _, p := range flashed {
 		if err := checkImageChip(p, chip); err != nil {
@@ -100,4 +92,44 @@ func sizeName(n int) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// Overlap is two parts to flash that would overwrite each other.
+type Overlap struct{ First, Second *Part }
+
+func (o Overlap) String() string {
+	return fmt.Sprintf("part %q at 0x%x-0x%x overlaps part %q at 0x%x-0x%x",
+		o.Second.Name, o.Second.Addr, o.Second.End(), o.First.Name, o.First.Addr, o.First.End())
+}
+
+// Overlaps lists the parts to flash that overlap an earlier one. Parts are
+// sorted by address, so only neighbours can overlap... except that a long
+// part may reach past several short ones: the furthest end is tracked.
+func (b *Bundle) Overlaps() []Overlap {
+	var out []Overlap
+	var prev *Part
+	for i := range b.Parts {
+		p := &b.Parts[i]
+		if !p.Flash {
+			continue
+		}
+		if prev != nil && uint64(p.Addr) < prev.End() {
+			out = append(out, Overlap{prev, p})
+		}
+		if prev == nil || p.End() > prev.End() {
+			prev = p
+		}
+	}
+	return out
+}
+
+// CheckOverlap returns the first overlap as an *Error (ErrOverlap).
+func (b *Bundle) CheckOverlap() error {
+	ov := b.Overlaps()
+	if len(ov) == 0 {
+		return nil
+	}
+	o := ov[0]
+	return &Error{Kind: ErrOverlap, File: b.source(), Part: o.Second.Name,
+		Detail: fmt.Sprintf("0x%x-0x%x overlaps part %q at 0x%x-0x%x", o.Second.Addr, o.Second.End(), o.First.Name, o.First.Addr, o.First.End())}
 }

@@ -30,6 +30,16 @@
 // Everything else goes to stderr as JSON Lines: one object per line with one
 // key naming what it is, {"progress": {...}}, {"info": "..."},
 // {"debug": "..."} or, once the document has been printed, {"warning": "..."}.
+// A progress line is
+//
+//	{"progress": {"stage": "writing", "part": "app", "done": 430080, "total": 1048576,
+//	  "elapsed_s": 4.7, "rate_bps": 91504, "eta_s": 6.8}}
+//
+// with "total" 0 when the size is unknown (and for operations the device
+// reports no progress for, such as a chip erase, "done" 0 too), "rate_bps"
+// and "eta_s" absent until they can be estimated, and "finished": true on
+// the last line of a phase (stage and part). One line is written per
+// percent, or per second when the size is unknown.
 //
 // Without --json, results go to stdout as text; warnings ("Warning: ..."),
 // messages, progress and errors ("Error: ..." plus "Hint: ...") go to stderr.

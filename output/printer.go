@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/muesli/termenv"
 )
 
 // Printer writes everything a command shows. It is safe for concurrent use:
@@ -29,6 +32,8 @@ type Printer struct {
 	warnings []string // collected in JSON mode until the document is printed
 	printed  bool     // the JSON document has gone to stdout
 	prog     progressState
+	taskSeq  int             // numbers Tasks, so a finished one's ticker stops drawing
+	colors   termenv.Profile // of the progress bar
 }
 
 // New returns a Printer. json selects the --json contract (see the package
@@ -43,6 +48,7 @@ func New(stdout, stderr io.Writer, json, verbose bool) *Printer {
 		tty:     isTerminalWriter(stderr),
 		now:     time.Now,
 	}
+	p.colors = colorProfile(stderr, p.tty)
 	if f, ok := stderr.(*os.File); ok && p.tty {
 		p.termWidth = func() int { return terminalWidth(f.Fd()) }
 	}
@@ -86,7 +92,7 @@ func (p *Printer) Print(r Result) error {
 // Warnf reports something the user should know that did not stop the
 // command. In JSON mode it becomes part of the document's "warnings".
 func (p *Printer) Warnf(format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
+	msg := userText(fmt.Sprintf(format, a...))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
@@ -183,7 +189,8 @@ func (p *Printer) PrintError(err error) {
 }
 
 // errorMessage replaces the bare context errors, whose text means nothing
-// to a user, by what happened.
+// to a user, by what happened, and takes out the Go package names that
+// libraries put in their errors ("sim: ", "strconv.ParseInt: ...").
 func errorMessage(err error) string {
 	switch {
 	case err == context.Canceled:
@@ -191,7 +198,32 @@ func errorMessage(err error) string {
 	case err == context.DeadlineExceeded:
 		return "timed out"
 	}
-	return err.Error()
+	return userText(err.Error())
+}
+
+// Package prefixes as Go libraries write them ("sim: flash file: ..."):
+// meaningful to a programmer, noise to a user. Only mos's own packages and
+// the standard library's parsers, so that a device's or a server's own
+// words are left alone.
+var (
+	pkgPrefix = regexp.MustCompile(`(^|: )(sim|fwbundle|fwimage|flasher|provision|port|slip|rfc2217|serve|chips|emulator|console|cloud|ca|broker|atca|doctor|output): `)
+	strconvRe = regexp.MustCompile(`strconv\.Parse(Int|Uint|Float|Bool): parsing ("(?:[^"\\]|\\.)*"): (invalid syntax|value out of range)`)
+	durRe     = regexp.MustCompile(`time: (?:invalid|missing unit in) duration ("(?:[^"\\]|\\.)*")`)
+)
+
+func userText(s string) string {
+	s = pkgPrefix.ReplaceAllString(s, "$1")
+	s = strconvRe.ReplaceAllStringFunc(s, func(m string) string {
+		g := strconvRe.FindStringSubmatch(m)
+		switch {
+		case g[3] == "value out of range":
+			return g[2] + " is out of range"
+		case g[1] == "Bool":
+			return g[2] + " is not true or false"
+		}
+		return g[2] + " is not a number"
+	})
+	return durRe.ReplaceAllString(s, "$1 is not a duration (such as 500ms, 20s or 2m)")
 }
 
 func (p *Printer) warningsLocked() []string {

@@ -268,3 +268,21 @@ func TestPrintErrorWithResult(t *testing.T) {
 		})
 	}
 }
+
+func TestUserText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`open sim://esp32?board=x: bad port address: sim: unknown board "x"`, `open sim://esp32?board=x: bad port address: unknown board "x"`},
+		{`fwbundle: Validate needs the chip`, `Validate needs the chip`},
+		{`invalid argument "abc" for "--baud" flag: strconv.ParseInt: parsing "abc": invalid syntax`, `invalid argument "abc" for "--baud" flag: "abc" is not a number`},
+		{`invalid argument "9e99" for "--baud" flag: strconv.ParseInt: parsing "9e99": value out of range`, `invalid argument "9e99" for "--baud" flag: "9e99" is out of range`},
+		{`invalid argument "y" for "--json" flag: strconv.ParseBool: parsing "y": invalid syntax`, `invalid argument "y" for "--json" flag: "y" is not true or false`},
+		{`invalid argument "5" for "--timeout" flag: time: missing unit in duration "5"`, `invalid argument "5" for "--timeout" flag: "5" is not a duration (such as 500ms, 20s or 2m)`},
+		{`FS.Put: bad file name "a" (code 400)`, `FS.Put: bad file name "a" (code 400)`},
+		{`rfc2217://host:1: cannot connect`, `rfc2217://host:1: cannot connect`},
+	}
+	for _, tt := range tests {
+		if got := userText(tt.in); got != tt.want {
+			t.Errorf("userText(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}

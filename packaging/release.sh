@@ -31,12 +31,16 @@ build() { # GOOS GOARCH OUT
 # by running mos itself, built for this machine.
 build "$("$GO" env GOHOSTOS)" "$("$GO" env GOHOSTARCH)" "$work/host-mos"
 gen=$work/gen
-mkdir -p "$gen/completions" "$gen/man/man1" "$gen/udev"
+mkdir -p "$gen/completions" "$gen/man/man1" "$gen/man/man7" "$gen/udev"
 "$work/host-mos" completion bash >"$gen/completions/mos.bash"
 "$work/host-mos" completion zsh >"$gen/completions/_mos"
 "$work/host-mos" completion fish >"$gen/completions/mos.fish"
 "$work/host-mos" completion powershell >"$gen/completions/mos.ps1"
+# Section 1 per command, section 7 per help topic (mos help TOPIC).
 "$work/host-mos" man "$gen/man/man1"
+for m in "$gen"/man/man1/*.7; do
+	[ -e "$m" ] && mv "$m" "$gen/man/man7/"
+done
 cp packaging/udev/70-mos-esp.rules "$gen/udev/"
 
 artifacts=""
@@ -74,9 +78,12 @@ for t in $TARGETS; do
 	pkgstage=$work/pkg-$arch
 	mkdir -p "$pkgstage"
 	cp -R "$stage/mos" "$gen/completions" "$gen/udev" "$pkgstage/"
-	mkdir -p "$pkgstage/man/man1"
-	for m in "$gen"/man/man1/*.1; do
-		gzip -9 -n -c "$m" >"$pkgstage/man/man1/$(basename "$m").gz"
+	for sec in 1 7; do
+		mkdir -p "$pkgstage/man/man$sec"
+		for m in "$gen"/man/man$sec/*.$sec; do
+			[ -e "$m" ] || continue
+			gzip -9 -n -c "$m" >"$pkgstage/man/man$sec/$(basename "$m").gz"
+		done
 	done
 	for p in $PACKAGES; do
 		zsh=/usr/share/zsh/site-functions

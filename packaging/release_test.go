@@ -146,8 +146,13 @@ func TestDeb(t *testing.T) {
 		t.Fatalf("mos-doctor.1.gz: %v", err)
 	}
 	man, _ := io.ReadAll(zr)
-	if !strings.Contains(string(man), ".TH \"MOS\" \"1\"") || !strings.Contains(string(man), "doctor") {
+	if !strings.Contains(string(man), ".TH \"MOS-DOCTOR\" \"1\"") || !strings.Contains(string(man), "mos-doctor - ") {
 		t.Errorf("mos-doctor.1 is not the doctor command's man page:\n%.400s", man)
+	}
+
+	// The help topics (mos help bundles, ...) are section 7 pages.
+	if _, err := os.Stat(filepath.Join(root, "usr/share/man/man7/mos-bundles.7.gz")); err != nil {
+		t.Errorf("the help topic pages are not packaged: %v", err)
 	}
 
 	// Every bridge the README promises is in the udev rule, with uaccess.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"path"
 	"strings"
 )
@@ -34,6 +35,28 @@ const getChunk = 2048
 // place, so that a device reset mid-upload leaves no half file under the
 // real name.
 const partSuffix = ".part"
+
+// tmpName is the name an upload of name goes to first. Devices limit
+// names (the virtual device and SPIFFS to 48 and 31 bytes), so the
+// temporary name must not be longer than a name the user may give: a long
+// name gets a short one made from its hash, in the same folder so the
+// rename stays within it. The temporary file name is never longer than
+// max(len(file name), 14 bytes).
+func tmpName(name string) string {
+	dir, base := "", name
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		dir, base = name[:i+1], name[i+1:]
+	}
+	if len(base)+len(partSuffix) <= tmpMaxBase {
+		return name + partSuffix
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return fmt.Sprintf("%s~%08x%s", dir, h.Sum32(), partSuffix)
+}
+
+// tmpMaxBase is the longest temporary file name (~ + 8 hex digits + .part).
+const tmpMaxBase = 1 + 8 + len(partSuffix)
 
 func dirParams(dir string) any {
 	if dir == "" || dir == "/" || dir == "." {
@@ -120,7 +143,7 @@ func (c *Client) Put(ctx context.Context, name string, data []byte, progress Pro
 	if err := c.makeRoom(ctx, name, int64(len(data))); err != nil {
 		return err
 	}
-	tmp := name + partSuffix
+	tmp := tmpName(name)
 	defer func() {
 		if err != nil && deviceAnswers(err) {
 			c.removeQuietly(ctx, tmp)

@@ -152,3 +152,25 @@ func TestGetMissingFile(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestTmpName(t *testing.T) {
+	long := strings.Repeat("n", 48)
+	tests := []struct{ name, want string }{
+		{"a.bin", "a.bin.part"},
+		{"conf9.json", "~"}, // 10+5 > 14: hashed
+		{long, "~"},
+		{"www/" + long, "www/~"},
+		{"www/i.js", "www/i.js.part"},
+	}
+	for _, tt := range tests {
+		got := tmpName(tt.name)
+		base := got[strings.LastIndexByte(got, '/')+1:]
+		nameBase := tt.name[strings.LastIndexByte(tt.name, '/')+1:]
+		if !strings.HasPrefix(got, tt.want) || !strings.HasSuffix(got, partSuffix) || len(base) > max(len(nameBase), tmpMaxBase) {
+			t.Errorf("tmpName(%q) = %q", tt.name, got)
+		}
+	}
+	if tmpName(long) == tmpName(long+"x") {
+		t.Error("two names share a temporary name")
+	}
+}

@@ -36,11 +36,11 @@ func atcaCommands(a *app) []*cobra.Command {
 			"made only once the config zone is locked, and used for signing once both are.\n" +
 			"The firmware must have sys.atca.enable and i2c.enable set\n" +
 			"(mos config set sys.atca.enable=true i2c.enable=true).",
-		Example: "  mos atca get-config\n" +
-			"  mos atca lock-zone config\n" +
-			"  mos atca gen-key 0\n" +
-			"  mos atca lock-zone data\n" +
-			"  mos atca get-pub-key 0 device.pub.pem",
+		Example: "  mos --port /dev/ttyUSB0 atca get-config\n" +
+			"  mos --port /dev/ttyUSB0 atca lock-zone config\n" +
+			"  mos --port /dev/ttyUSB0 atca gen-key 0\n" +
+			"  mos --port /dev/ttyUSB0 atca lock-zone data\n" +
+			"  mos --port /dev/ttyUSB0 atca get-pub-key 0 device.pub.pem",
 	}
 	ctors := []func(*app) *cobra.Command{newATCAGetConfigCmd, newATCASetConfigCmd, newATCALockZoneCmd, newATCAGenKeyCmd, newATCAGetPubKeyCmd}
 	out := []*cobra.Command{atca}
@@ -102,7 +102,14 @@ func newATCAGetConfigCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get-config [FILE]",
 		Short: "Show the crypto chip's configuration zone; with FILE, also save it (hex)",
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		Long: "Read the chip's 128-byte configuration zone through the firmware and show it\n" +
+			"decoded: serial number, revision, whether the config and data zones are\n" +
+			"locked, and SlotConfig and KeyConfig of each of the 16 slots. With FILE, the\n" +
+			"128 bytes are also written there in hex (a file already there is replaced),\n" +
+			"the form `mos atca set-config` reads. Nothing on the device changes.",
+		Example: "  mos --port /dev/ttyUSB0 atca get-config\n" +
+			"  mos --port /dev/ttyUSB0 atca get-config zone.hex",
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
 				cfg, cl, dl, err := s.ATCAConfig(ctx)
@@ -148,7 +155,12 @@ func newATCASetConfigCmd(a *app) *cobra.Command {
 		Short: "Write the crypto chip's configuration zone from FILE (128 bytes, raw or hex)",
 		Long: "Write the configuration zone (slot and key types) while it is unlocked. The\n" +
 			"chip keeps its read-only bytes (serial number, revision, lock bytes). Nothing\n" +
-			"is permanent until `mos atca lock-zone config`.",
+			"is permanent until `mos atca lock-zone config`; once it is locked, the chip\n" +
+			"refuses the write. FILE that is not 128 bytes raw or in hex is refused before\n" +
+			"the device is opened.",
+		Example: "  mos --port /dev/ttyUSB0 atca get-config zone.hex\n" +
+			"  # edit the SlotConfig and KeyConfig bytes in zone.hex, then:\n" +
+			"  mos --port /dev/ttyUSB0 atca set-config zone.hex",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := readATCAConfigFile(args[0])
@@ -206,8 +218,9 @@ func newATCALockZoneCmd(a *app) *cobra.Command {
 		Long: "Lock the config zone (0) or the data zone (1). Locking is permanent: a locked\n" +
 			"config zone fixes the slot types for ever; a locked data zone lets the chip\n" +
 			"sign and forbids clear-text writes. The config zone must be locked first.",
-		Example: "  mos atca lock-zone config\n  mos atca lock-zone data --yes",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Example: "  mos --port /dev/ttyUSB0 atca lock-zone config\n" +
+			"  mos --port /dev/ttyUSB0 atca lock-zone data --yes",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			zone, name := -1, ""
 			switch strings.ToLower(args[0]) {
@@ -299,7 +312,11 @@ func newATCAGenKeyCmd(a *app) *cobra.Command {
 		Short: "Make a new private key inside the crypto chip and print its public key",
 		Long: "The chip makes a P-256 private key in SLOT that never leaves it, and returns\n" +
 			"the public key (printed in PEM; saved to FILE if given). A key already in the\n" +
-			"slot is destroyed: then it asks first, unless --yes.",
+			"slot is destroyed: then it asks first, and with stdin not a terminal it\n" +
+			"refuses unless --yes. SLOT is 0 to 15. The chip makes keys only once its\n" +
+			"config zone is locked (`mos atca lock-zone config`).",
+		Example: "  mos --port /dev/ttyUSB0 atca gen-key 0\n" +
+			"  mos --port /dev/ttyUSB0 atca gen-key 0 slot0.pub.pem --yes",
 		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			slot, err := parseSlot(cmd, args[0])
@@ -339,7 +356,12 @@ func newATCAGetPubKeyCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get-pub-key SLOT [FILE]",
 		Short: "Print the public key of the crypto chip's key in SLOT (PEM; saved to FILE if given)",
-		Args:  usageArgs(cobra.RangeArgs(1, 2)),
+		Long: "Ask the chip for the public key of the P-256 private key in SLOT (0 to 15)\n" +
+			"and print it in PEM; with FILE, also write it there. The private key stays\n" +
+			"in the chip. Nothing on the device changes.",
+		Example: "  mos --port /dev/ttyUSB0 atca get-pub-key 0\n" +
+			"  mos --port /dev/ttyUSB0 atca get-pub-key 0 device.pub.pem",
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			slot, err := parseSlot(cmd, args[0])
 			if err != nil {

@@ -21,13 +21,19 @@ func newBrokerCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run an MQTT broker with mutual TLS for the fleet CA (demo and local work)",
-		Long: "An embedded MQTT broker (mochi-mqtt) for local work and the demo. Clients must present a\n" +
-			"certificate from the fleet CA (`mos ca`); the CRL is re-read when it changes; the MQTT\n" +
-			"client id must be the certificate CN; each device may publish and subscribe only under\n" +
-			"devices/<CN>/. --monitor CN lets that identity read every device's topics. Messages are\n" +
-			"shown as they arrive. Runs until Ctrl-C.\n" +
+		Long: "An embedded MQTT broker (mochi-mqtt) for local work and the demo. Clients\n" +
+			"must present a certificate from the fleet CA (`mos ca`); the CRL is re-read\n" +
+			"when it changes; the MQTT client id must be the certificate CN; each device\n" +
+			"may publish and subscribe only under devices/<CN>/. --monitor CN lets that\n" +
+			"identity read every device's topics. Each message is printed as it arrives:\n" +
+			"client id, topic, payload. Runs until Ctrl-C.\n" +
+			"The broker's own certificate (in the CA directory, under broker/) is issued\n" +
+			"by the fleet CA for --host (default: the --listen host) when it is missing,\n" +
+			"does not cover those hosts or expires within 30 days; only then is the CA\n" +
+			"passphrase needed. Listening on every address needs --host.\n" +
 			"For production, `mos broker mosquitto-config` writes the same setup for mosquitto.",
 		Example: "  mos broker --listen 127.0.0.1:8883\n" +
+			"  mos broker --listen 0.0.0.0:8883 --host mqtt.lab.lan --monitor ops\n" +
 			"  mos broker mosquitto-config --listen 127.0.0.1:8883 --out ./mosquitto",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -123,7 +129,19 @@ func newMosquittoConfigCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mosquitto-config",
 		Short: "Write a mosquitto listener config for the fleet CA (mutual TLS, per-device ACL, CRL)",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Write into --out DIR (created if missing; files mode 0600) what mosquitto\n" +
+			"needs to admit the fleet's devices: mosquitto.conf with a listener on --listen\n" +
+			"(require_certificate, use_identity_as_username, crlfile, TLS 1.2), the ACL\n" +
+			"file with `pattern readwrite devices/%u/#` so each device reads and writes only\n" +
+			"under devices/<CN>/, the CA chain, the CRL, and a new server certificate and\n" +
+			"key for the broker, issued by the fleet CA for --host (default: the --listen\n" +
+			"host; listening on every address needs --host). --monitor CN may read every\n" +
+			"device's topics. It needs the CA passphrase. mosquitto reads the CRL when it\n" +
+			"starts: after `mos ca revoke`, run this command again and send it SIGHUP.",
+		Example: "  mos broker mosquitto-config --out ./mosquitto\n" +
+			"  mos broker mosquitto-config --listen 0.0.0.0:8883 --host mqtt.example.net \\\n" +
+			"      --monitor ops --out /etc/mosquitto/fleet",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := brokerHosts(listen, hosts); err != nil {
 				return usageErr(cmd, err)

@@ -102,11 +102,17 @@ func newCACmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca",
 		Short: "A local CA for a fleet: root and intermediate, device certificates, revocation",
-		Long: "A local certificate authority for your devices' MQTT identities (ECDSA P-256).\n" +
-			"The root and intermediate keys are encrypted with a passphrase (scrypt, AES-256-GCM);\n" +
-			"it is read from MOS_CA_PASSPHRASE or asked for on the terminal, never from a flag.\n" +
-			"Device certificates are issued from CSRs (the device keeps its key), CN = device id,\n" +
-			"each with a random serial, recorded in index.json; revoked ones go into crl.pem.",
+		Long: "A local certificate authority for your devices' MQTT identities (ECDSA\n" +
+			"P-256), kept in --ca-dir (env MOS_CA_DIR, default ~/.mos/ca). The root and\n" +
+			"intermediate keys are encrypted with a passphrase (scrypt, AES-256-GCM); it\n" +
+			"is read from MOS_CA_PASSPHRASE or asked for on the terminal, never from a\n" +
+			"flag, and a wrong one exits with code 13. Device certificates are issued\n" +
+			"from CSRs (the device keeps its key), CN = device id, each with a random\n" +
+			"serial, recorded in index.json; revoked ones go into crl.pem.\n" +
+			"`mos cloud mqtt register` uses the same CA to give a device its certificate.",
+		Example: "  MOS_CA_PASSPHRASE=... mos ca init --name 'Acme devices'\n" +
+			"  mos ca sign esp32_A1B2C3.csr\n" +
+			"  mos ca list",
 	}
 	cmd.AddCommand(newCAInitCmd(a), newCASignCmd(a), newCARevokeCmd(a), newCAListCmd(a))
 	return cmd
@@ -129,8 +135,15 @@ func (r caInitResult) Text() string {
 func newCAInitCmd(a *app) *cobra.Command {
 	var dir, name string
 	cmd := &cobra.Command{
-		Use:     "init",
-		Short:   "Create a root and an intermediate CA",
+		Use:   "init",
+		Short: "Create a root and an intermediate CA",
+		Long: "Create a new fleet CA in --ca-dir: a root certificate (valid 20 years) and\n" +
+			"an intermediate (10 years) that signs device certificates and the CRL, both\n" +
+			"ECDSA P-256, their keys encrypted with the passphrase (MOS_CA_PASSPHRASE, or\n" +
+			"asked twice on the terminal; an empty one is refused). Also written:\n" +
+			"chain.pem (intermediate then root, for brokers and devices), an empty\n" +
+			"index.json and crl.pem. The directory is made mode 0700. A directory that\n" +
+			"already holds a CA is refused: a CA is never overwritten.",
 		Example: "  MOS_CA_PASSPHRASE=... mos ca init --ca-dir ./fleet-ca --name 'Acme devices'",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -170,10 +183,18 @@ func newCASignCmd(a *app) *cobra.Command {
 	var dir, out, id string
 	var days int
 	cmd := &cobra.Command{
-		Use:     "sign CSR.pem",
-		Short:   "Issue a device certificate from a certificate request (CN = device id)",
-		Example: "  mos ca sign esp32-0001.csr --out esp32-0001.crt",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Use:   "sign CSR.pem",
+		Short: "Issue a device certificate from a certificate request (CN = device id)",
+		Long: "Issue a certificate for the key of CSR.pem (PEM or DER), signed by the\n" +
+			"intermediate. The CSR's signature must verify and its key be ECDSA P-256;\n" +
+			"its CN becomes the device id (letters, digits and _ . : -, at most 128\n" +
+			"characters); --device-id refuses a CSR with another CN. The certificate is\n" +
+			"valid --days (default 5 years, never beyond the intermediate), gets a random\n" +
+			"serial and is recorded in index.json; it is written to --out, default\n" +
+			"DEVICE_ID.crt. Needs the CA passphrase.",
+		Example: "  mos ca sign esp32_A1B2C3.csr\n" +
+			"  mos ca sign esp32_A1B2C3.csr --device-id esp32_A1B2C3 --out esp32_A1B2C3.crt --days 365",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if days <= 0 {
 				return usageErr(cmd, fmt.Errorf("--days %d: must be positive", days))
@@ -238,10 +259,17 @@ func (r caRecordsResult) Text() string {
 func newCARevokeCmd(a *app) *cobra.Command {
 	var dir, reason string
 	cmd := &cobra.Command{
-		Use:     "revoke SERIAL",
-		Short:   "Revoke a certificate (by serial, hex) and re-issue the CRL",
-		Example: "  mos ca revoke 8a3f...  # then reload the broker's CRL (mos broker re-reads it)",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Use:   "revoke SERIAL",
+		Short: "Revoke a certificate (by serial, hex) and re-issue the CRL",
+		Long: "Mark the certificate with serial SERIAL (hex, as `mos ca list` shows it) as\n" +
+			"revoked in index.json, with --reason, and re-issue crl.pem. Revoking a\n" +
+			"revoked certificate changes nothing in the index. An unknown serial is\n" +
+			"refused. Needs the CA passphrase. `mos broker` re-reads the CRL when it\n" +
+			"changes; for mosquitto, run `mos broker mosquitto-config` again and send\n" +
+			"it SIGHUP.",
+		Example: "  mos ca revoke 8a3f...  # then reload the broker's CRL (mos broker re-reads it)\n" +
+			"  mos ca revoke 8a3f... --reason 'device lost'",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := unlockCA(a, dir)
 			if err != nil {
@@ -268,7 +296,14 @@ func newCAListCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every certificate issued; --refresh-crl re-issues the CRL",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "List the certificates recorded in index.json: serial, device id, expiry and\n" +
+			"status (valid, expired or revoked). Listing needs no passphrase.\n" +
+			"--refresh-crl also re-issues crl.pem (with the passphrase): a CRL is valid\n" +
+			"for a year, and brokers refuse every device once it has expired.",
+		Example: "  mos ca list\n" +
+			"  MOS_CA_PASSPHRASE=... mos ca list --refresh-crl\n" +
+			"  mos ca list --ca-dir ./fleet-ca --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var c *ca.CA
 			var err error

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mos-tool/mos/chips"
 	"github.com/mos-tool/mos/flasher"
 	"github.com/mos-tool/mos/output"
 	"github.com/mos-tool/mos/port"
@@ -39,7 +41,14 @@ func newChipInfoCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chip-info",
 		Short: "Detect the chip and show its MAC and flash",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Reset the board into its ROM loader and report what it is: the chip and its\n" +
+			"revision, features (as esptool lists them), crystal, MAC address, flash ID and\n" +
+			"size, and the security flags. Nothing is written. --after stay leaves the chip\n" +
+			"in the loader for the next command.",
+		Example: "  mos chip-info --port /dev/ttyUSB0\n" +
+			"  mos chip-info --port sim://esp32c3 --json\n" +
+			"  mos chip-info --port socket://192.168.1.20:3333 --reset none",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.validate(); err != nil {
 				return usageErr(cmd, err)
@@ -51,9 +60,12 @@ func newChipInfoCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-type chipInfoResult struct{ *flasher.Info }
+type chipInfoResult struct {
+	*flasher.Info
+	Features []string `json:"features"`
+}
 
-func (r chipInfoResult) Data() any { return r.Info }
+func (r chipInfoResult) Data() any { return r }
 func (r chipInfoResult) Text() string {
 	size := "unknown"
 	if r.FlashSize > 0 {
@@ -66,7 +78,8 @@ func (r chipInfoResult) Text() string {
 	if r.Revision != "" {
 		chip += " (revision " + r.Revision + ")"
 	}
-	s := fmt.Sprintf("Chip:       %s\nCrystal:    %d MHz\nMAC:        %s\nFlash ID:   %s\nFlash size: %s", chip, r.CrystalMHz, r.MAC, r.FlashID, size)
+	s := fmt.Sprintf("Chip:       %s\nFeatures:   %s\nCrystal:    %d MHz\nMAC:        %s\nFlash ID:   %s\nFlash size: %s",
+		chip, strings.Join(r.Features, ", "), r.CrystalMHz, formatMAC(r.MAC), r.FlashID, size)
 	if sec := r.Security; sec != nil {
 		s += fmt.Sprintf("\nSecurity:   secure boot %s, flash encryption %s, secure download mode %s, JTAG %s",
 			onOff(sec.SecureBoot), onOff(sec.FlashEncryption), onOff(sec.SecureDownloadMode), map[bool]string{true: "disabled", false: "enabled"}[sec.JTAGDisabled])
@@ -80,7 +93,14 @@ func connectLoader(ctx context.Context, a *app, o resetOptions) (port.Port, *fla
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := flasher.Connect(ctx, p, sessionOptions(a, o.reset, 0, true).Connect)
+	var l *flasher.Loader
+	copts := sessionOptions(a, o.reset, 0, true).Connect
+	handReset(a, p, &copts)
+	err = a.out.Task("connecting", "to "+p.Name(), func(func(string, string)) error {
+		var err error
+		l, err = flasher.Connect(ctx, p, copts)
+		return err
+	})
 	if err != nil {
 		p.Close()
 		return nil, nil, err
@@ -109,10 +129,15 @@ func runChipInfo(ctx context.Context, a *app, o resetOptions) error {
 		p.Close()
 		return err
 	}
+	features, err := chipFeatures(ctx, l)
+	if err != nil {
+		p.Close()
+		return err
+	}
 	if err := finish(ctx, p, o); err != nil {
 		return err
 	}
-	return a.out.Print(chipInfoResult{info})
+	return a.out.Print(chipInfoResult{info, features})
 }
 
 func usageErr(cmd *cobra.Command, err error) error {
@@ -128,4 +153,28 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// uartClkDivMax is the largest divider UART_CLKDIV holds: its integer part
+// is 20 bits wide (ESP32 Technical Reference Manual, UART_CLKDIV_REG; the
+// same on the ESP8266 and the later chips), so the slowest rate a loader
+// can switch its UART to is the UART clock divided by it.
+const uartClkDivMax = 1<<20 - 1
+
+// minLoaderBaud is the slowest rate every chip's loader can be moved to.
+func minLoaderBaud() int {
+	lowest := 0
+	for _, c := range chips.All() {
+		lowest = max(lowest, (c.APBMHz*1000000+uartClkDivMax-1)/uartClkDivMax)
+	}
+	return lowest
+}
+
+// checkLoaderBaud refuses a --baud the ROM loader and the stub cannot run at.
+func checkLoaderBaud(baud int) error {
+	if m := minLoaderBaud(); baud < m {
+		return fmt.Errorf("--baud %d is below %d, the slowest rate the chips' UART can be set to "+
+			"(its divider holds 20 bits); the loaders work at 115200 and above, give e.g. --baud 115200", baud, m)
+	}
+	return nil
 }

@@ -19,8 +19,28 @@ func newCloudCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cloud",
 		Short: "Register a device with an MQTT broker (fleet CA) or AWS IoT",
+		Long: "Give a device its own identity and connect it to a cloud. The device makes an\n" +
+			"ECDSA P-256 key (in the crypto chip with --key ATCA:<slot>, else by the\n" +
+			"firmware in its file store) and only a CSR leaves it; --host-key makes the key\n" +
+			"on this computer instead, the last resort. The certificate and the mqtt.*\n" +
+			"settings are written to the device, which reboots and is watched until it\n" +
+			"reports that it is connected (--wait). `mos cloud mqtt` uses the fleet CA\n" +
+			"(`mos ca`) and any broker that trusts it; `mos cloud aws` uses AWS IoT.",
+		Example: "  mos --port /dev/ttyUSB0 cloud mqtt register --broker mqtt.example.net:8883\n" +
+			"  mos --port /dev/ttyUSB0 cloud aws register --region eu-west-1 --key ATCA:0\n" +
+			"  mos cloud aws deregister esp32_A1B2C3",
 	}
-	mq := &cobra.Command{Use: "mqtt", Short: "Any MQTT broker that trusts the fleet CA (`mos ca`, `mos broker`, mosquitto)"}
+	mq := &cobra.Command{
+		Use:   "mqtt",
+		Short: "Any MQTT broker that trusts the fleet CA (mos ca, mos broker, mosquitto)",
+		Long: "Register a device with an MQTT broker that requires client certificates from\n" +
+			"the fleet CA: `mos broker`, or mosquitto set up by `mos broker\n" +
+			"mosquitto-config`. The device's certificate has CN = its device.id (which\n" +
+			"must be set), and those brokers let it use only the topics under\n" +
+			"devices/<CN>/.",
+		Example: "  mos --port /dev/ttyUSB0 cloud mqtt register --broker 192.168.1.10:8883\n" +
+			"  mos --port /dev/ttyUSB0 cloud mqtt register --broker mqtt.example.net:8883 --key ATCA:0",
+	}
 	mq.AddCommand(newCloudMQTTRegisterCmd(a))
 	cmd.AddCommand(mq, newCloudAWSCmd(a))
 	return cmd
@@ -102,11 +122,12 @@ func newCloudMQTTRegisterCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "register --broker HOST:PORT",
 		Short: "Give the device a fleet certificate and connect it to an MQTT broker over mutual TLS",
-		Long: "The device makes its key (or uses the crypto chip's, --key ATCA:0) and signs a CSR; the\n" +
-			"fleet CA (`mos ca`) issues the certificate; certificate and CA chain are written to the\n" +
-			"device with mqtt.* set; the device reboots and is watched until it reports that it is\n" +
-			"connected (--wait; --wait 0 skips that, and the connection stays unproven).\n" +
-			"A device already registered for this broker is left as it is; --rotate issues a new certificate.",
+		Long: "The device makes its key (or uses the crypto chip's, --key ATCA:0) and signs a\n" +
+			"CSR; the fleet CA (`mos ca`) issues the certificate; certificate and CA chain\n" +
+			"are written to the device with mqtt.* set; the device reboots and is watched\n" +
+			"until it reports that it is connected (--wait; --wait 0 skips that, and the\n" +
+			"connection stays unproven). A device already registered for this broker is left\n" +
+			"as it is; --rotate issues a new certificate.",
 		Example: "  mos --port /dev/ttyUSB0 cloud mqtt register --broker mqtt.example.net:8883 --key ATCA:0",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -56,7 +56,17 @@ func awsCmdErr(err error) error {
 }
 
 func newCloudAWSCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "aws", Short: "AWS IoT: register a device as a thing, deregister it"}
+	cmd := &cobra.Command{
+		Use:   "aws",
+		Short: "AWS IoT: register a device as a thing, deregister it",
+		Long: "Register a device with AWS IoT as a thing with its own certificate and a\n" +
+			"least-privilege policy, or undo that. Credentials come from the AWS SDK's\n" +
+			"standard chain (environment, profile, ...); --region and --endpoint-url as\n" +
+			"the AWS CLI's. What mos creates is recorded in --state-dir (default\n" +
+			"~/.mos/aws), so that deregister removes that and nothing else.",
+		Example: "  mos --port /dev/ttyUSB0 cloud aws register --region eu-west-1\n" +
+			"  mos cloud aws deregister esp32_A1B2C3 --region eu-west-1",
+	}
 	cmd.AddCommand(newAWSRegisterCmd(a, "register"), newAWSDeregisterCmd(a))
 	return cmd
 }
@@ -64,7 +74,9 @@ func newCloudAWSCmd(a *app) *cobra.Command {
 // newAWSIoTSetupCmd is the original mos's name for the same command.
 func newAWSIoTSetupCmd(a *app) *cobra.Command {
 	c := newAWSRegisterCmd(a, "aws-iot-setup")
-	c.Short = "Same as `mos cloud aws register` (the original mos's name)"
+	c.Short = "Same as mos cloud aws register (the original mos's name)"
+	c.Long = "The original mos's name for `mos cloud aws register`, with the same flags.\n\n" + c.Long
+	c.Example = "  mos --port /dev/ttyUSB0 aws-iot-setup --region eu-west-1"
 	return c
 }
 
@@ -98,13 +110,15 @@ func newAWSRegisterCmd(a *app, use string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: "Register the device with AWS IoT: its own key, a certificate, a thing, a least-privilege policy",
-		Long: "The device makes its key (--key ATCA:0 for the crypto chip) and signs a CSR; AWS issues the\n" +
-			"certificate (CreateCertificateFromCsr); a policy letting each device connect as its own thing\n" +
-			"and use only its own topics and shadow is created once and attached; the thing is created\n" +
-			"and the certificate attached to it; certificate and Amazon Root CA 1 go to the device with\n" +
-			"mqtt.* and aws.thing_name; it reboots and is watched until it reports its connection.\n" +
-			"A re-run that finds it registered makes only read calls. --rotate moves the device to a new\n" +
-			"certificate and then deactivates the old one. Credentials: the AWS SDK's standard chain.",
+		Long: "The device makes its key (--key ATCA:0 for the crypto chip) and signs a CSR; AWS\n" +
+			"issues the certificate (CreateCertificateFromCsr); a policy letting each device\n" +
+			"connect as its own thing and use only its own topics and shadow is created once\n" +
+			"and attached; the thing is created and the certificate attached to it;\n" +
+			"certificate and Amazon Root CA 1 go to the device with mqtt.* and\n" +
+			"aws.thing_name; it reboots and is watched until it reports its connection. A\n" +
+			"re-run that finds it registered makes only read calls. --rotate moves the device\n" +
+			"to a new certificate and then deactivates the old one. Credentials: the AWS\n" +
+			"SDK's standard chain.",
 		Example: "  mos --port /dev/ttyUSB0 cloud aws register --region eu-west-1 --key ATCA:0",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -184,10 +198,13 @@ func newAWSDeregisterCmd(a *app) *cobra.Command {
 	var af awsFlags
 	cmd := &cobra.Command{
 		Use:   "deregister THING",
-		Short: "Undo what `mos cloud aws register` created for a thing, and nothing else",
-		Long: "Detaches, deactivates and deletes the certificates mos created for the thing; deletes the\n" +
-			"thing if mos created it, and the policy if mos created it and nothing else uses it.\n" +
-			"What existed before is left, and listed. The device is not needed.",
+		Short: "Undo what mos cloud aws register created for a thing, and nothing else",
+		Long: "Detaches, deactivates and deletes the certificates mos created for the thing;\n" +
+			"deletes the thing if mos created it, and the policy if mos created it and\n" +
+			"nothing else uses it. What existed before is left, and listed. The device is not\n" +
+			"needed.",
+		Example: "  mos cloud aws deregister esp32_A1B2C3 --region eu-west-1\n" +
+			"  mos cloud aws deregister esp32_A1B2C3 --state-dir ./aws-state",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := af.options(cmd.Context())

@@ -17,8 +17,13 @@ func newConfigCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Read or change the firmware's configuration",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Long: "Read or change the configuration of firmware that speaks Mongoose OS RPC\n" +
+			"(Config.Get, Config.Set, Config.Save). Keys are dotted paths into the device's\n" +
+			"configuration tree, such as wifi.sta.ssid. The board is not reset.",
+		Example: "  mos config get --port /dev/ttyUSB0\n" +
+			"  mos config set --port /dev/ttyUSB0 debug.level=3",
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newConfigGetCmd(a, "get"), newConfigSetCmd(a, "set"))
 	return cmd
@@ -31,6 +36,8 @@ func newConfigGetCmd(a *app, name string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name + " [KEY]",
 		Short: "Print the configuration, or the value of one key, as JSON",
+		Long: "Print the device's whole configuration as JSON, or the value of one key. A key\n" +
+			"that does not exist is refused with the closest names the device has.",
 		Example: "  mos config get\n" +
 			"  mos config get wifi.sta.ssid",
 		Args: usageArgs(cobra.MaximumNArgs(1)),

@@ -105,3 +105,54 @@ func TestSimServeFlashFilePersists(t *testing.T) {
 		t.Fatalf("a flash file of another size must be refused: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// chip-info lists features as esptool's get_chip_features does, from the
+// eFuses the virtual device holds (an ESP32-D0WD v3: 240 MHz rated, ADC
+// reference calibrated, no coding scheme).
+func TestChipInfoFeatures(t *testing.T) {
+	tests := []struct {
+		chip string
+		want string
+	}{
+		{"esp32", "Features:   WiFi, BT, Dual Core, 240MHz, VRef calibration in efuse, Coding Scheme None\n"},
+		{"esp8266", "Features:   WiFi\n"},
+		{"esp32c3", "Features:   WiFi, BLE\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.chip, func(t *testing.T) {
+			r := mos{}.run(t, "--port", "sim://"+tt.chip+"?fast=1", "chip-info")
+			if r.code != 0 || !strings.Contains(r.stdout, tt.want) {
+				t.Fatalf("exit %d, stdout lacks %q:\n%s%s", r.code, tt.want, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// A MAC reads the same in every command: lowercase pairs and colons.
+func TestFormatMAC(t *testing.T) {
+	for in, want := range map[string]string{
+		"240AC4123461":      "24:0a:c4:12:34:61",
+		"24:0A:C4:12:34:61": "24:0a:c4:12:34:61",
+		"24-0a-c4-12-34-61": "24:0a:c4:12:34:61",
+		"":                  "",
+	} {
+		if got := formatMAC(in); got != want {
+			t.Errorf("formatMAC(%q) = %q, want %q", in, got, want)
+		}
+	}
+	url := fastDemo(t)
+	info := mos{}.run(t, "--port", url, "info")
+	chip := mos{}.run(t, "--port", url, "chip-info", "--after", "hard-reset")
+	mac := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "MAC") {
+				f := strings.Fields(l)
+				return f[len(f)-1]
+			}
+		}
+		return ""
+	}
+	if mac(info.stdout) == "" || mac(info.stdout) != mac(chip.stdout) {
+		t.Errorf("info says MAC %q, chip-info %q\n%s\n%s", mac(info.stdout), mac(chip.stdout), info.stdout+info.stderr, chip.stdout+chip.stderr)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -149,5 +150,31 @@ func TestProvisionRefusesDemoOffSim(t *testing.T) {
 				t.Errorf("hint %q does not say what to do", hint)
 			}
 		})
+	}
+}
+
+func TestLoaderBaudTooLow(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "sim://esp32?fast=1", "--baud", "50", "flash-read", "0", "4096", filepath.Join(t.TempDir(), "x.bin")},
+		{"--port", "sim://esp32?fast=1", "flash", "--baud", "76", "0x10000:nofile.bin"},
+	} {
+		r := mos{}.run(t, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "is below 77, the slowest rate") || !strings.Contains(r.stderr, "mos flash") {
+			t.Errorf("%q: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	if minLoaderBaud() != 77 { // 80 MHz / (2^20 - 1), rounded up
+		t.Errorf("minLoaderBaud() = %d", minLoaderBaud())
+	}
+}
+
+// At a slow rate a 4 KiB reply takes longer on the wire (4.3 s at 9600
+// baud) than the 3 s a reply used to be given: the wait follows the rate.
+// The virtual device models the wire time here (no fast=1).
+func TestSlowBaudRead(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x.bin")
+	r := mos{}.run(t, "--port", "sim://esp32", "--baud", "9600", "flash-read", "0", "8192", out)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -100,6 +100,9 @@ func newFlashCmd(a *app) *cobra.Command {
 			baud := fastBaud
 			if cmd.Flags().Changed("baud") {
 				baud = a.opts.Baud
+				if err := checkLoaderBaud(baud); err != nil {
+					return usageErr(cmd, err)
+				}
 			}
 			return runFlash(cmd.Context(), a, o, baud, args)
 		},
@@ -226,12 +229,29 @@ func openSession(ctx context.Context, a *app, o resetOptions, baud int, noStub b
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := flasher.Open(ctx, p, sessionOptions(a, o.reset, baud, noStub))
+	l, err := openLoader(ctx, a, p, sessionOptions(a, o.reset, baud, noStub))
 	if err != nil {
 		p.Close()
 		return nil, nil, err
 	}
 	return p, l, nil
+}
+
+// openLoader runs flasher.Open on the progress display: connecting, the
+// stub upload and the baud change each get a line with their time.
+func openLoader(ctx context.Context, a *app, p port.Port, opts flasher.SessionOptions) (*flasher.Loader, error) {
+	handReset(a, p, &opts.Connect)
+	var l *flasher.Loader
+	err := a.out.Task("connecting", "to "+p.Name(), func(step func(string, string)) error {
+		opts.Step = func(what string) {
+			stage, part, _ := strings.Cut(what, " ")
+			step(stage, part)
+		}
+		var err error
+		l, err = flasher.Open(ctx, p, opts)
+		return err
+	})
+	return l, err
 }
 
 // sessionOptions are the flasher session settings every command uses:
@@ -386,4 +406,19 @@ func writeProgress(a *app) flasher.Progress {
 	return func(stage, part string, done, total int64) {
 		progress.Report(output.ProgressEvent{Stage: stage, Part: part, Done: done, Total: total})
 	}
+}
+
+// handReset: a port without DTR/RTS (socket://) cannot reset the board, so
+// rather than play reset sequences it cannot make and only then give up,
+// mos says at once how to enter download mode by hand, and listens.
+func handReset(a *app, p port.Port, opts *flasher.ConnectOptions) {
+	if opts.Reset != "" && opts.Reset != string(flasher.ResetAuto) {
+		return // asked for: flasher.Connect reports what it could not do
+	}
+	if err := p.SetDTR(false); !errors.Is(err, port.ErrNoControlLines) {
+		return
+	}
+	opts.Reset = string(flasher.ResetNone)
+	a.out.Infof("%s cannot reset the board (no DTR/RTS lines): put it into download mode by hand: "+
+		"hold BOOT (IO0), press and release EN (RST), then release BOOT", p.Name())
 }

@@ -56,8 +56,12 @@ func checkOutputFile(name string) error {
 func newFlashReadCmd(a *app) *cobra.Command {
 	var o resetOptions
 	cmd := &cobra.Command{
-		Use:     "flash-read ADDR SIZE FILE",
-		Short:   "Read flash contents into a file",
+		Use:   "flash-read ADDR SIZE FILE",
+		Short: "Read flash contents into a file",
+		Long: "Read SIZE bytes of flash at ADDR into FILE, through the flasher stub at a fast\n" +
+			"baud. The data is checked against the flash's MD5 and FILE is written only\n" +
+			"when the whole read is complete. ADDR and SIZE are decimal or 0x hex; SIZE may\n" +
+			"end in K or M.",
 		Example: "  mos flash-read 0x0 4M backup.bin",
 		Args:    usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -81,6 +85,9 @@ func newFlashReadCmd(a *app) *cobra.Command {
 			baud := fastBaud
 			if cmd.Flags().Changed("baud") {
 				baud = a.opts.Baud
+				if err := checkLoaderBaud(baud); err != nil {
+					return usageErr(cmd, err)
+				}
 			}
 			return runFlashRead(cmd.Context(), a, o, baud, addr, int(size), args[2])
 		},
@@ -153,7 +160,11 @@ func newFlashEraseCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "flash-erase [ADDR SIZE]",
 		Short: "Erase the whole flash, or a range of it",
-		Long:  "Erase the whole flash chip, or SIZE bytes at ADDR (both multiples of 4 KiB).",
+		Example: "  mos flash-erase --port /dev/ttyUSB0\n" +
+			"  mos flash-erase --port /dev/ttyUSB0 0x9000 0x6000",
+		Long: "Erase the whole flash chip, or SIZE bytes at ADDR (both multiples of 4 KiB),\n" +
+			"through the flasher stub. A whole chip takes seconds and the chip reports\n" +
+			"nothing until it is done, so the time taken is shown while it runs.",
 		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 2 {
 				return fmt.Errorf("give no arguments (whole chip) or ADDR SIZE")
@@ -215,8 +226,10 @@ func runFlashErase(ctx context.Context, a *app, o resetOptions, addr uint32, siz
 		return err
 	}
 	if whole {
-		a.out.Infof("erasing the whole flash (%d MiB); this takes a while", fsize>>20)
-		if err := l.EraseFlash(ctx); err != nil {
+		err := a.out.Task("erasing", fmt.Sprintf("the whole flash (%d MiB)", fsize>>20), func(func(string, string)) error {
+			return l.EraseFlash(ctx)
+		})
+		if err != nil {
 			return err
 		}
 		addr, size = 0, fsize
@@ -224,7 +237,10 @@ func runFlashErase(ctx context.Context, a *app, o resetOptions, addr uint32, siz
 		if uint64(addr)+uint64(size) > uint64(fsize) {
 			return output.Usagef("0x%X + %d is past the end of the %d MiB flash", addr, size, fsize>>20)
 		}
-		if err := l.EraseRegion(ctx, addr, size); err != nil {
+		err := a.out.Task("erasing", fmt.Sprintf("%d KiB at 0x%X", size>>10, addr), func(func(string, string)) error {
+			return l.EraseRegion(ctx, addr, size)
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,11 @@ func newLsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List the files on the device",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "List the files on the device's file system (FS.List), with their sizes when\n" +
+			"-l is given. The board is not reset.",
+		Example: "  mos ls --port /dev/ttyUSB0\n" +
+			"  mos ls -l --port /dev/ttyUSB0",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
 				if !long {
@@ -87,7 +91,12 @@ func newGetCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get FILE [LOCAL]",
 		Short: "Copy a file from the device (to stdout without LOCAL)",
-		Args:  usageArgs(cobra.RangeArgs(1, 2)),
+		Long: "Copy FILE from the device's file system to LOCAL, or to stdout when LOCAL is\n" +
+			"not given. LOCAL is checked before the download starts and written only when\n" +
+			"the whole file has arrived.",
+		Example: "  mos get --port /dev/ttyUSB0 conf9.json\n" +
+			"  mos get --port /dev/ttyUSB0 index.html ./index.html",
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 2 {
 				if err := checkOutputFile(args[1]); err != nil {
@@ -144,6 +153,8 @@ func newPutCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put LOCAL [REMOTE]",
 		Short: "Copy a file to the device (under its own name without REMOTE)",
+		Example: "  mos put --port /dev/ttyUSB0 index.html\n" +
+			"  mos put --port /dev/ttyUSB0 build/app.js www/app.js",
 		Long: "Copy a file to the device. It is written under a temporary name and renamed\n" +
 			"when complete, so an interrupted upload never leaves a partial file under\n" +
 			"the real name.",
@@ -184,9 +195,11 @@ func (r putResult) Text() string {
 func newRmCmd(a *app) *cobra.Command {
 	var o rpcOptions
 	cmd := &cobra.Command{
-		Use:   "rm FILE",
-		Short: "Delete a file on the device",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Use:     "rm FILE",
+		Short:   "Delete a file on the device",
+		Long:    "Delete FILE from the device's file system (FS.Remove).",
+		Example: "  mos rm --port /dev/ttyUSB0 old.json",
+		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
 				if err := s.Remove(ctx, args[0]); err != nil {

@@ -152,3 +152,38 @@ func TestPutResetMidway(t *testing.T) {
 		t.Logf("no partial upload left at all: %q", r.stdout)
 	}
 }
+
+// The device takes names up to its limit (48 bytes on the virtual
+// device); the temporary upload name must not make that shorter.
+func TestPutLongestName(t *testing.T) {
+	url := fastDemo(t)
+	src := writeFile(t, "x.bin", []byte("long name"))
+	tests := []struct {
+		name string
+		code int
+	}{
+		{strings.Repeat("n", 48), 0},
+		{strings.Repeat("n", 44) + ".txt", 0},
+		{strings.Repeat("n", 49), output.ExitDeviceError},
+	}
+	for _, tt := range tests {
+		r := mos{}.run(t, "--port", url, "put", src, tt.name)
+		if r.code != tt.code {
+			t.Errorf("put %d-byte name: exit %d, want %d\n%s%s", len(tt.name), r.code, tt.code, r.stdout, r.stderr)
+		}
+	}
+	r := mos{}.run(t, "--port", url, "ls")
+	if r.stdout != strings.Repeat("n", 44)+".txt\n"+strings.Repeat("n", 48)+"\n" {
+		t.Errorf("ls: %q (no temporary file may be left)", r.stdout)
+	}
+}
+
+// The local path is checked before anything is asked of the device: the
+// port below does not even exist.
+func TestGetChecksLocalPathFirst(t *testing.T) {
+	dest := filepath.Join(t.TempDir(), "no", "such", "dir", "x.bin")
+	r := mos{}.run(t, "--port", "/dev/no-such-tty", "get", "conf9.json", dest)
+	if r.code != output.ExitUsage || !strings.Contains(r.stderr, "there is no folder") || !strings.Contains(r.stderr, "mos get --help") {
+		t.Errorf("exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -26,7 +26,11 @@ func newFwCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fw",
 		Short: "Make and inspect firmware bundles and images",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Make firmware bundles from parts (mos fw pack) and look inside bundles, app\n" +
+			"images and partition tables (mos fw info). Neither needs a board.",
+		Example: "  mos fw info firmware.zip\n" +
+			"  mos fw pack --out fw.zip --platform esp32 app:app:0x10000:app.bin",
+		Args: usageArgs(cobra.NoArgs),
 	}
 	cmd.AddCommand(newFwPackCmd(a, "pack"), newFwInfoCmd(a))
 	return cmd
@@ -123,6 +127,15 @@ func runFwPack(a *app, cmd *cobra.Command, o fwPackOptions, args []string) error
 	var buf bytes.Buffer
 	if err := fwbundle.Pack(&buf, m, srcs); err != nil {
 		return output.WithExitCode(err, output.ExitBadInput)
+	}
+	// Parts that would overwrite each other make a bundle no flash can
+	// hold as given: refuse it here rather than at the first `mos flash`.
+	packed, err := fwbundle.Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), o.out)
+	if err != nil {
+		return output.WithExitCode(err, output.ExitBadInput)
+	}
+	if err := packed.CheckOverlap(); err != nil {
+		return err
 	}
 	if err := writeFileAtomic(o.out, buf.Bytes()); err != nil {
 		return err
@@ -291,7 +304,11 @@ type packResult struct {
 func (r packResult) Data() any { return r }
 func (r packResult) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Wrote %s (%d bytes): %s for %s\n", r.File, r.Size, strings.TrimSpace(r.Name+" "+r.Version), r.Platform)
+	what := strings.TrimSpace(r.Name + " " + r.Version)
+	if what != "" {
+		what += " "
+	}
+	fmt.Fprintf(&b, "Wrote %s (%d bytes): %sfor %s\n", r.File, r.Size, what, r.Platform)
 	writePartsTable(&b, r.Parts)
 	return b.String()
 }

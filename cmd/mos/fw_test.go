@@ -124,6 +124,7 @@ func TestFwPackErrors(t *testing.T) {
 		{"missing file", []string{"-o", out, "--platform", "esp32", "a:app:0:" + filepath.Join(dir, "absent")}, output.ExitBadInput, "missing part file"},
 		{"missing spec", []string{"-o", out, "--spec", filepath.Join(dir, "absent.json")}, output.ExitBadInput, "absent.json"},
 		{"unwritable out", []string{"-o", filepath.Join(dir, "no", "such", "dir.zip"), "--platform", "esp32", "a:app:0:" + app}, output.ExitFailure, "no such file"},
+		{"overlapping parts", []string{"-o", out, "--platform", "esp32", "a:app:0x10000:" + app, "b:data:0x10100:" + app}, output.ExitBadInput, `part "b": parts overlap`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,5 +313,39 @@ func TestFwInfoFlasherArgs(t *testing.T) {
 	}
 	if r := (mos{}).run(t, "fw", "info", name); !strings.Contains(r.stdout, "Flash:     dio 4MB 40m") {
 		t.Errorf("text:\n%s", r.stdout)
+	}
+}
+
+func TestFwInfoFlagsOverlap(t *testing.T) {
+	dir, _, app, _ := fwFiles(t)
+	// A bundle another tool made: its manifest places two parts on the
+	// same bytes. Pack refuses that, so the zip is written here by hand.
+	zipPath := filepath.Join(dir, "ov.zip")
+	data, err := os.ReadFile(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range map[string]string{
+		"manifest.json": `{"name": "ov", "platform": "esp32", "version": "1.0", "parts": {` +
+			`"a": {"type": "app", "addr": 65536, "src": "app.bin"}, "b": {"type": "data", "addr": 65792, "src": "app.bin"}}}`,
+		"app.bin": string(data),
+	} {
+		w, _ := zw.Create(name)
+		w.Write([]byte(body))
+	}
+	zw.Close()
+	if err := os.WriteFile(zipPath, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mos{}.run(t, "fw", "info", zipPath)
+	if r.code != 0 || !strings.Contains(r.stdout, `OVERLAP: part "b" at 0x10100-`) {
+		t.Errorf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = mos{}.run(t, "fw", "info", "--json", zipPath)
+	ov, _ := oneJSON(t, r.stdout)["result"].(map[string]any)["overlaps"].([]any)
+	if len(ov) != 1 {
+		t.Errorf("overlaps %v", ov)
 	}
 }

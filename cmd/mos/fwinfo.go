@@ -61,6 +61,9 @@ type fwInfoResult struct {
 	Parts          []partInfo       `json:"parts,omitempty"`
 	Image          *imageInfo       `json:"image,omitempty"`
 	PartitionTable *ptInfo          `json:"partition_table,omitempty"`
+	// Overlaps names parts to flash that would overwrite each other: such
+	// a bundle cannot be flashed as it is.
+	Overlaps []string `json:"overlaps,omitempty"`
 }
 
 type manifestSummary struct {
@@ -205,6 +208,9 @@ func describeBundle(kind string, b *fwbundle.Bundle, chip *chips.Chip) fwInfoRes
 		}
 		r.Parts = append(r.Parts, pi)
 	}
+	for _, o := range b.Overlaps() {
+		r.Overlaps = append(r.Overlaps, o.String())
+	}
 	return r
 }
 
@@ -325,7 +331,7 @@ func (r fwInfoResult) Text() string {
 		fmt.Fprintf(&b, "Build:     %s (ESP-IDF flasher_args.json)\n", r.File)
 	}
 	if m := r.Manifest; m != nil {
-		fmt.Fprintf(&b, "Firmware:  %s\n", strings.TrimSpace(m.Name+" "+m.Version))
+		fmt.Fprintf(&b, "Firmware:  %s\n", dash(strings.TrimSpace(m.Name+" "+m.Version)))
 		if m.BuildID != "" || m.BuildTimestamp != "" {
 			fmt.Fprintf(&b, "Build:     %s\n", strings.TrimSpace(m.BuildID+" "+m.BuildTimestamp))
 		}
@@ -353,6 +359,9 @@ func (r fwInfoResult) Text() string {
 			filepath.Base(p.Source), flash, dash(p.Checksums), short(p.SHA256))
 	}
 	tw.Flush()
+	for _, o := range r.Overlaps {
+		fmt.Fprintf(&b, "OVERLAP: %s: mos flash refuses this bundle\n", o)
+	}
 	for _, p := range r.Parts {
 		switch {
 		case p.Image != nil:

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -39,10 +40,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // execute is run with a prepared app, so tests can swap its dependencies.
 func execute(ctx context.Context, a *app, args []string) int {
 	root := newRootCmd(a)
+	// After the whole tree is built, so that every command, whoever adds
+	// it, gets the same flag completions.
+	addCompletions(root, a)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return output.ExitOK
+	}
+	// A usage mistake found inside a command (output.Usagef) does not know
+	// which command it is in: point its hint at that command's help, not
+	// at the whole of `mos --help`.
+	var ue *output.UsageError
+	if errors.As(err, &ue) && ue.Command == "" && cmd != nil {
+		ue.Command = cmd.CommandPath()
 	}
 	if ctx.Err() != nil {
 		// The user interrupted: whatever failed next (a closed port, a

@@ -13,6 +13,8 @@ func newPortsCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ports",
 		Short: "List the serial ports a board may be on",
+		Example: "  mos ports\n" +
+			"  mos ports --json",
 		Long: "List the local serial ports, with the USB IDs and the USB-UART bridge\n" +
 			"when known. Use the name with --port (or set MOS_PORT).",
 		Args: usageArgs(cobra.NoArgs),

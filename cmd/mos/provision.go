@@ -247,7 +247,7 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 			if len(r.Changed) == 0 {
 				return "skipped", "already set", nil
 			}
-			return "done", fmt.Sprintf("%d values saved", len(r.Changed)), nil
+			return "done", plural(len(r.Changed), "value", "values") + " saved", nil
 		}); err != nil {
 			return err
 		}
@@ -287,7 +287,7 @@ func runProvision(cmd *cobra.Command, a *app, o provisionOptions, args []string,
 // provisionFlash flashes the firmware (skipping what is on flash already)
 // and hard-resets the board into it.
 func provisionFlash(ctx context.Context, a *app, p port.Port, o provisionOptions, bundle *fwbundle.Bundle, res *provisionResult) (string, string, error) {
-	l, err := flasher.Open(ctx, p, sessionOptions(a, o.reset, fastBaud, false))
+	l, err := openLoader(ctx, a, p, sessionOptions(a, o.reset, fastBaud, false))
 	if err != nil {
 		return "", "", err
 	}
@@ -379,4 +379,12 @@ func provisionWiFi(ctx context.Context, a *app, c *provision.Client, ssid, pass 
 		return "", "", err
 	}
 	return "done", fmt.Sprintf("joined %q, IP %s", r.SSID, r.IP), nil
+}
+
+// plural is "1 value", "2 values".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

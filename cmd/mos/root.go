@@ -24,7 +24,17 @@ func newRootCmd(a *app) *cobra.Command {
 		Use:   "mos",
 		Short: "Flash, provision and connect ESP8266/ESP32 boards",
 		Long: "mos takes an ESP8266/ESP32 board from blank to a connected IoT device:\n" +
-			"flashing, provisioning, cloud registration and a serial console.",
+			"flashing, provisioning, cloud registration and a serial console.\n\n" +
+			"Every flag can also be given in the environment as MOS_<FLAG>: the flag's\n" +
+			"name in upper case with dashes turned into underscores (MOS_PORT, MOS_BAUD,\n" +
+			"MOS_FLASH_MODE, MOS_RPC_CREDS). A flag on the command line wins over the\n" +
+			"environment.\n\n" +
+			"No board at hand? Every command works on a virtual one: --port sim://esp32\n" +
+			"(see mos help virtual-device).",
+		Example: "  mos ports\n" +
+			"  mos chip-info --port /dev/ttyUSB0\n" +
+			"  mos flash --port /dev/ttyUSB0 firmware.zip\n" +
+			"  MOS_PORT=sim://esp32 mos provision --wifi-ssid mos-demo-net --wifi-pass demo-pass-1234",
 		// Errors are printed once, by run, through the printer, with a hint
 		// instead of cobra's full usage text.
 		SilenceUsage:  true,
@@ -44,6 +54,9 @@ func newRootCmd(a *app) *cobra.Command {
 		// Subcommands must not define their own PersistentPreRunE: cobra
 		// would run theirs instead of this one.
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := applyEnv(cmd, a.getenv); err != nil {
+				return &output.UsageError{Err: err, Command: cmd.CommandPath()}
+			}
 			if err := a.opts.validate(); err != nil {
 				return &output.UsageError{Err: err, Command: cmd.CommandPath()}
 			}
@@ -77,12 +90,13 @@ func newRootCmd(a *app) *cobra.Command {
 		newFwCmd(a),
 		newCreateFwBundleCmd(a),
 		newDoctorCmd(a),
-		newManCmd(a),
 		newCACmd(a), newBrokerCmd(a), newCloudCmd(a), newAWSIoTSetupCmd(a),
 		newConsoleCmd(a),
 	)
 	root.AddCommand(deviceCommands(a)...)
 	root.AddCommand(atcaCommands(a)...)
+	root.AddCommand(newManCmd(a))
+	root.AddCommand(helpTopics()...)
 	return root
 }
 

@@ -195,7 +195,12 @@ func newInfoCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "info",
 		Short: "Show what the firmware reports about itself (Sys.GetInfo)",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Ask the firmware for its system information (Sys.GetInfo): application name\n" +
+			"and version, build, architecture, uptime, memory, Wi-Fi state. The board is not\n" +
+			"reset.",
+		Example: "  mos info --port /dev/ttyUSB0\n" +
+			"  mos info --port /dev/ttyUSB0 --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
 				info, err := s.GetInfo(ctx)
@@ -248,7 +253,10 @@ func (r infoResult) Text() string {
 }
 
 // formatMAC writes the device's 12 hex digits with colons.
+// formatMAC prints a MAC the way chip-info (and esptool) do: lowercase
+// hex pairs joined by colons, whatever form the firmware reports.
 func formatMAC(m string) string {
+	m = strings.ToLower(strings.NewReplacer(":", "", "-", "").Replace(m))
 	if len(m) != 12 {
 		return m
 	}
@@ -264,7 +272,10 @@ func newRebootCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reboot",
 		Short: "Restart the firmware and wait until it answers again",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Ask the firmware to restart (Sys.Reboot) and wait until it answers RPC again,\n" +
+			"so the next command finds it running. The reset lines are not used.",
+		Example: "  mos reboot --port /dev/ttyUSB0",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
 				start := time.Now()

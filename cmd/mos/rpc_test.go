@@ -55,7 +55,7 @@ func TestInfo(t *testing.T) {
 	// Opening the port does not reset the board: the firmware keeps running.
 	time.Sleep(1100 * time.Millisecond)
 	r = mos{}.run(t, "--port", url, "info")
-	if r.code != 0 || !strings.Contains(r.stdout, "App:      mos-demo 1.0.0") || !strings.Contains(r.stdout, "MAC:      24:0A:C4:") {
+	if r.code != 0 || !strings.Contains(r.stdout, "App:      mos-demo 1.0.0") || !strings.Contains(r.stdout, "MAC:      24:0a:c4:") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if strings.Contains(r.stdout, "Uptime:   0s") {

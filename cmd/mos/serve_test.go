@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/mos-tool/mos/output"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,4 +134,58 @@ func TestServeUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A raw TCP port has no reset lines: mos says how to enter download mode
+// by hand before anything else, and plays no reset sequence it cannot make.
+func TestSocketPortAsksForManualReset(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		download string // the virtual board powered on in download mode
+		code     int
+	}{
+		{"board in download mode", "1", 0},
+		{"board running its app", "0", output.ExitNoAnswer},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := startServeRaw(t, "sim://esp32?fast=1&download="+tt.download+"&id=socket-"+tt.download)
+			r := mos{}.run(t, "-v", "--port", raw, "--timeout", "300ms", "chip-info")
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s%s", r.code, tt.code, r.stdout, r.stderr)
+			}
+			first := strings.SplitN(r.stderr, "\n", 2)[0]
+			if !strings.Contains(first, "cannot reset the board (no DTR/RTS lines): put it into download mode by hand") {
+				t.Errorf("first line %q", first)
+			}
+			if strings.Contains(r.stderr, "resetting into download mode") {
+				t.Errorf("played a reset sequence on a port without lines:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// startServeRaw runs `mos serve` with a raw TCP listener and returns its
+// address.
+func startServeRaw(t *testing.T, port string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncBuffer{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a := newApp(stdout, &syncBuffer{})
+		a.getenv = func(string) string { return "" }
+		execute(ctx, a, []string{"--json", "serve", "--port", port, "--listen", "127.0.0.1:0", "--listen-raw", "127.0.0.1:0"})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var res struct {
+			Result serveResult `json:"result"`
+		}
+		if json.NewDecoder(strings.NewReader(stdout.String())).Decode(&res) == nil && res.Result.Raw != "" {
+			return res.Result.Raw
+		}
+	}
+	t.Fatalf("serve printed no raw address: %q", stdout.String())
+	return ""
 }

@@ -17,6 +17,8 @@ func newSimCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run the virtual ESP device",
+		Example: "  mos sim serve --chip esp32 --listen 127.0.0.1:4000\n" +
+			"  mos chip-info --port rfc2217://127.0.0.1:4000",
 		Long: "The virtual device emulates a chip's serial ROM loader, flasher stub, reset\n" +
 			"wiring, SPI flash and boot. In-process it is the port sim://CHIP; `mos sim serve`\n" +
 			"makes it reachable over TCP for other tools.",

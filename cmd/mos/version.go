@@ -38,7 +38,13 @@ func newVersionCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of mos",
-		Args:  usageArgs(cobra.NoArgs),
+		Long: "Print the version of mos, the commit and date it was built from, the Go\n" +
+			"version and the platform. A release build carries its version; a plain\n" +
+			"\"go build\" or \"go install\" takes what the Go toolchain recorded (module\n" +
+			"version, VCS revision and time).",
+		Example: "  mos version\n" +
+			"  mos version --json",
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.out.Print(currentVersion())
 		},
@@ -70,6 +76,8 @@ func (v *versionResult) fillFromBuildInfo(bi *debug.BuildInfo) {
 	if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		v.Version = bi.Main.Version
 	}
+	ownCommit := v.Commit == "" // the commit, if any, will be the VCS stamp's
+	modified := false
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -81,10 +89,12 @@ func (v *versionResult) fillFromBuildInfo(bi *debug.BuildInfo) {
 				v.Date = s.Value
 			}
 		case "vcs.modified":
-			// Only trusted alongside the revision it describes.
-			v.Modified = s.Value == "true" && commit == ""
+			modified = s.Value == "true"
 		}
 	}
+	// Only trusted alongside the revision it describes, not next to a
+	// commit given by -ldflags.
+	v.Modified = modified && ownCommit && v.Commit != ""
 }
 
 func (v versionResult) Text() string {
