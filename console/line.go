@@ -376,7 +376,15 @@ func hexDump(raw []byte) string {
 		}
 		fmt.Fprintf(&b, "%02x", c)
 	}
-	b.WriteString("  |")
+	b.WriteString("  ")
+	writePrintable(&b, raw)
+	return b.String()
+}
+
+// writePrintable writes raw's printable ASCII between bars, a dot for
+// every other byte: the text column of both hex views.
+func writePrintable(b *strings.Builder, raw []byte) {
+	b.WriteByte('|')
 	for _, c := range raw {
 		if c >= 0x20 && c < 0x7f {
 			b.WriteByte(c)
@@ -385,7 +393,6 @@ func hexDump(raw []byte) string {
 		}
 	}
 	b.WriteByte('|')
-	return b.String()
 }
 
 // hexRows dumps raw per bytes a row: hex pairs, then the printable
@@ -402,15 +409,8 @@ func hexRows(raw []byte, per int) []string {
 				b.WriteString("   ")
 			}
 		}
-		b.WriteString(" |")
-		for _, c := range chunk {
-			if c >= 0x20 && c < 0x7f {
-				b.WriteByte(c)
-			} else {
-				b.WriteByte('.')
-			}
-		}
-		b.WriteByte('|')
+		b.WriteByte(' ')
+		writePrintable(&b, chunk)
 		rows = append(rows, b.String())
 	}
 	if len(rows) == 0 {
