@@ -212,11 +212,8 @@ func runConsole(ctx context.Context, a *app, o consoleOptions) error {
 	out, isFile := a.stdout.(*os.File)
 	tui := !o.plain && isFile && term.IsTerminal(out.Fd()) && term.IsTerminal(os.Stdin.Fd())
 	if tui {
-		// termenv reads NO_COLOR, CLICOLOR and TERM.
+		// termenv reads NO_COLOR (Ascii when set), CLICOLOR and TERM.
 		opts.Profile = termenv.NewOutput(out).EnvColorProfile()
-		if os.Getenv("NO_COLOR") != "" {
-			opts.Profile = termenv.Ascii
-		}
 		err = console.RunTUI(ctx, s, opts, os.Stdin, out)
 	} else {
 		err = console.Plain(ctx, s, opts, a.stdout, a.stderr)
