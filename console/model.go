@@ -446,10 +446,18 @@ func (m *Model) findMatch(dir int) {
 		m.note = "no search: press / first"
 		return
 	}
-	n := m.visibleCount()
-	for k := m.offset + dir; k >= 0 && k < n; k += dir {
-		i := m.visibleBack(k)
-		if i >= 0 && m.search.Match(m.lines[i].Text) {
+	// The visible lines, newest first, gathered once: visibleBack per step
+	// would rescan the scrollback each time (seconds for a search without
+	// a match in a full default scrollback).
+	var vis []int
+	for i := len(m.lines) - 1; i >= m.start; i-- {
+		if m.visible(&m.lines[i]) {
+			vis = append(vis, i)
+		}
+	}
+	for k := m.offset + dir; k >= 0 && k < len(vis); k += dir {
+		i := vis[k]
+		if m.search.Match(m.lines[i].Text) {
 			m.offset, m.searchSeq = k, m.lines[i].Seq
 			if k == 0 {
 				m.unseen = 0
