@@ -30,7 +30,11 @@
 // (no Follower needed); a nil *Follower's methods do nothing.
 package bootbaud
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mos-tool/mos/chips"
+)
 
 // Port is what a Follower needs of a serial port (port.Port has it).
 type Port interface {
@@ -39,13 +43,12 @@ type Port interface {
 }
 
 // ROMBaud is the rate a chip's ROM prints its boot messages at with the
-// usual crystal, by chip key (chips package): 74880 on the ESP8266; the
-// ESP32 family's ROMs use 115200 with 40 MHz crystals (esptool's
-// ESPLoader.ROM_BAUD is 115200 for all; the ESP8266's 26 MHz crystal gives
-// 115200 x 26/40 = 74880).
+// usual crystal, by chip key: the chip's BootBaud in package chips (74880
+// on the ESP8266, whose 26 MHz crystal gives 115200 x 26/40; 115200 on the
+// ESP32 family with 40 MHz crystals), and 115200 for a chip not known.
 func ROMBaud(chip string) int {
-	if chip == "esp8266" {
-		return 74880
+	if c, err := chips.ByKey(chip); err == nil {
+		return c.BootBaud
 	}
 	return 115200
 }
