@@ -483,9 +483,7 @@ func (s *Session) Next(ctx context.Context) (Batch, error) {
 		if len(q) > 0 || len(st) > 0 || len(notes) > 0 {
 			b := s.process(q, st)
 			for _, n := range notes {
-				if s.cfg.LogFile != nil {
-					s.log(n)
-				}
+				s.log(n)
 				b.Lines = append(b.Lines, n)
 			}
 			return b, nil
@@ -537,9 +535,7 @@ func (s *Session) process(q []chunk, st []Status) Batch {
 				d.pending = d.pending[:0:0]
 			}
 			mark := Line{Dev: c.dev, Time: c.t, Text: "--- " + c.note, Mark: true}
-			if s.cfg.LogFile != nil {
-				s.log(mark)
-			}
+			s.log(mark)
 			b.Lines = append(b.Lines, mark)
 			continue
 		}
@@ -588,13 +584,15 @@ func (s *Session) finish(d *device, raw []byte) Line {
 			}
 		}
 	}
-	if s.cfg.LogFile != nil {
-		s.log(l)
-	}
+	s.log(l)
 	return l
 }
 
+// log appends l to Config.LogFile, when there is one.
 func (s *Session) log(l Line) {
+	if s.cfg.LogFile == nil {
+		return
+	}
 	var b strings.Builder
 	b.WriteString(l.Time.Format("2006-01-02T15:04:05.000Z07:00"))
 	if len(s.devs) > 1 {
