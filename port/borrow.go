@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +94,7 @@ func borrow(ctx context.Context, addr string, baud int) (p Port, ok bool, err er
 	conn.SetDeadline(time.Time{})
 	stop()
 	// The reader may already hold the start of the RFC 2217 negotiation.
-	rp, err := startRFC2217(ctx, addr, &bufferedConn{Conn: conn, r: br}, baud)
+	rp, err := startRFC2217(ctx, addr, stallConn{&endpoint.BufferedConn{Conn: conn, R: br}}, baud)
 	if err != nil {
 		var pe *Error
 		if errors.As(err, &pe) {
@@ -115,16 +114,10 @@ func borrow(ctx context.Context, addr string, baud int) (p Port, ok bool, err er
 // with ^Z, say), and the command fails instead of hanging.
 var writeStall = 20 * time.Second
 
-// bufferedConn reads first what a bufio.Reader took from the connection,
-// and bounds each write by writeStall.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
+// stallConn bounds each write by writeStall.
+type stallConn struct{ *endpoint.BufferedConn }
 
-func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-func (c *bufferedConn) Write(b []byte) (int, error) {
+func (c stallConn) Write(b []byte) (int, error) {
 	c.Conn.SetWriteDeadline(time.Now().Add(writeStall))
 	return c.Conn.Write(b)
 }

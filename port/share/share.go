@@ -296,7 +296,7 @@ func (l *Lender) serve(conn net.Conn) {
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	l.session(&bufferedConn{Conn: conn, r: br}, b)
+	l.session(&endpoint.BufferedConn{Conn: conn, R: br}, b)
 }
 
 // claim makes b the borrower once the line is free, waiting up to
@@ -325,11 +325,3 @@ func (l *Lender) claim(b Borrower) (left chan struct{}, busy string) {
 		}
 	}
 }
-
-// bufferedConn reads first what a bufio.Reader took from the connection.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }

@@ -177,6 +177,16 @@ func readLine(r *bufio.Reader) (string, error) {
 	}
 }
 
+// BufferedConn is the connection once the lines above were exchanged: it
+// reads first what the bufio.Reader that read them took beyond them (the
+// start of the RFC 2217 negotiation).
+type BufferedConn struct {
+	net.Conn
+	R *bufio.Reader
+}
+
+func (c *BufferedConn) Read(b []byte) (int, error) { return c.R.Read(b) }
+
 // Dial connects to the endpoint at path. A socket file nobody listens on
 // (left by a console that was killed) is removed, and reported as no
 // endpoint at all: ok is false with a nil error.
