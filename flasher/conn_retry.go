@@ -1,16 +1,11 @@
 package flasher
 
 import (
-	"bytes"
 	"context"
 	"time"
 
 	"github.com/mos-tool/mos/slip"
 )
-
-// probePayload is SYNC's payload: 07 07 12 20 and 32 times 0x55 (Espressif's
-// serial protocol documentation, "SYNC").
-var probePayload = append([]byte{0x07, 0x07, 0x12, 0x20}, bytes.Repeat([]byte{0x55}, 32)...)
 
 // answers reports whether the device still answers at all, after a
 // command whose reply was lost. It sends a SYNC: the ROM loaders and both
@@ -27,7 +22,7 @@ func (l *Loader) answers(ctx context.Context) bool {
 		if _, err := l.Port().Write([]byte{slip.End}); err != nil {
 			return false
 		}
-		if err := l.Send(OpSync, probePayload, 0); err != nil {
+		if err := l.Send(OpSync, syncPayload, 0); err != nil {
 			return false
 		}
 		_, err := l.ReadResponse(ctx, OpSync, DefaultTimeout)
