@@ -26,12 +26,7 @@ func (l *Loader) answers(ctx context.Context) bool {
 			return false
 		}
 		_, err := l.ReadResponse(ctx, OpSync, DefaultTimeout)
-		for ctx.Err() == nil {
-			if _, err := l.ReadFrame(ctx, 100*time.Millisecond); err != nil {
-				break
-			}
-		}
-		l.Flush()
+		l.drain(ctx)
 		// a stub answers SYNC with the error of a failed write instead (it
 		// reports such an error with the next command): that is an answer
 		if err == nil || err != errTimeout && ctx.Err() == nil {
@@ -50,6 +45,12 @@ func (l *Loader) answers(ctx context.Context) bool {
 // whatever comes back is drained.
 func (l *Loader) endRead(ctx context.Context) {
 	_, _ = l.Port().Write(slip.Encode(nil, []byte{0}))
+	l.drain(ctx)
+}
+
+// drain reads frames until none has come for 100 ms, then drops what is
+// left of a partial one.
+func (l *Loader) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		if _, err := l.ReadFrame(ctx, 100*time.Millisecond); err != nil {
 			break
