@@ -1,16 +1,11 @@
 package flasher
 
 import (
-	"bytes"
 	"context"
 	"time"
 
 	"github.com/mos-tool/mos/slip"
 )
-
-// probePayload is SYNC's payload: 07 07 12 20 and 32 times 0x55 (Espressif's
-// serial protocol documentation, "SYNC").
-var probePayload = append([]byte{0x07, 0x07, 0x12, 0x20}, bytes.Repeat([]byte{0x55}, 32)...)
 
 // answers reports whether the device still answers at all, after a
 // command whose reply was lost. It sends a SYNC: the ROM loaders and both
@@ -27,16 +22,11 @@ func (l *Loader) answers(ctx context.Context) bool {
 		if _, err := l.Port().Write([]byte{slip.End}); err != nil {
 			return false
 		}
-		if err := l.Send(OpSync, probePayload, 0); err != nil {
+		if err := l.Send(OpSync, syncPayload, 0); err != nil {
 			return false
 		}
 		_, err := l.ReadResponse(ctx, OpSync, DefaultTimeout)
-		for ctx.Err() == nil {
-			if _, err := l.ReadFrame(ctx, 100*time.Millisecond); err != nil {
-				break
-			}
-		}
-		l.Flush()
+		l.drain(ctx)
 		// a stub answers SYNC with the error of a failed write instead (it
 		// reports such an error with the next command): that is an answer
 		if err == nil || err != errTimeout && ctx.Err() == nil {
@@ -55,6 +45,12 @@ func (l *Loader) answers(ctx context.Context) bool {
 // whatever comes back is drained.
 func (l *Loader) endRead(ctx context.Context) {
 	_, _ = l.Port().Write(slip.Encode(nil, []byte{0}))
+	l.drain(ctx)
+}
+
+// drain reads frames until none has come for 100 ms, then drops what is
+// left of a partial one.
+func (l *Loader) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		if _, err := l.ReadFrame(ctx, 100*time.Millisecond); err != nil {
 			break

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mos-tool/mos/port"
 	"github.com/mos-tool/mos/sim"
 )
 
@@ -88,13 +87,7 @@ func TestUnalignedWriteKeepsTheRestOfItsSectors(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p, err := port.Open(context.Background(), "sim://"+ld.chip+"?fast=1", 115200)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			dev := port.SimDevice(p)
-			l := openSession(t, p, 921600, ld.noStub)
+			l, dev := simSession(t, ld.chip, 921600, ld.noStub)
 			old := fillFlash(t, dev)
 			for i, c := range cases {
 				data := image(c.size, int64(i+1))
@@ -131,13 +124,7 @@ func TestUnalignedWriteKeepsTheRestOfItsSectors(t *testing.T) {
 
 // Two regions sharing a sector: each keeps the other.
 func TestRegionsSharingASector(t *testing.T) {
-	p, err := port.Open(context.Background(), "sim://esp32?fast=1", 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dev := port.SimDevice(p)
-	l := openSession(t, p, 921600, false)
+	l, dev := simSession(t, "esp32", 921600, false)
 	old := fillFlash(t, dev)
 	a, b := image(0x300, 1), image(0x1200, 2)
 	if _, err := l.WriteRegions(context.Background(), []Region{{Name: "a", Addr: 0x9100, Data: a}, {Name: "b", Addr: 0x9800, Data: b}}, WriteOptions{}); err != nil {
@@ -152,13 +139,7 @@ func TestRegionsSharingASector(t *testing.T) {
 // --no-preserve: the bytes around the region are erased, and the loss is
 // stated, with the addresses, before the write.
 func TestNoPreserveStatesTheLoss(t *testing.T) {
-	p, err := port.Open(context.Background(), "sim://esp32?fast=1", 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dev := port.SimDevice(p)
-	l := openSession(t, p, 921600, false)
+	l, dev := simSession(t, "esp32", 921600, false)
 	old := fillFlash(t, dev)
 	data := []byte("four")
 	var warned []string
@@ -192,13 +173,7 @@ func TestNoPreserveStatesTheLoss(t *testing.T) {
 // The ESP8266 ROM cannot read flash: an unaligned region is refused before
 // anything is written, unless the loss is accepted.
 func TestESP8266ROMRefusesUnalignedWithoutNoPreserve(t *testing.T) {
-	p, err := port.Open(context.Background(), "sim://esp8266?fast=1", 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dev := port.SimDevice(p)
-	l := openSession(t, p, 115200, true)
+	l, dev := simSession(t, "esp8266", 115200, true)
 	old := fillFlash(t, dev)
 	regions := []Region{
 		{Name: "aligned", Addr: 0x10000, Data: image(0x2000, 1)},
@@ -232,13 +207,7 @@ func TestESP8266ROMRefusesUnalignedWithoutNoPreserve(t *testing.T) {
 // cannot read, writes it without asking for --no-preserve, and no loss is
 // reported.
 func TestOwnedSectorsNeedNoPreserve(t *testing.T) {
-	p, err := port.Open(context.Background(), "sim://esp8266?fast=1", 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dev := port.SimDevice(p)
-	l := openSession(t, p, 115200, true)
+	l, dev := simSession(t, "esp8266", 115200, true)
 	fillFlash(t, dev)
 	var warned []string
 	rep, err := l.WriteRegions(context.Background(),

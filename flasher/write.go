@@ -280,7 +280,7 @@ func (l *Loader) WriteRegions(ctx context.Context, regions []Region, opt WriteOp
 	// Refuse before writing anything, not after the first regions.
 	if !opt.NoPreserve && !l.canRead() {
 		for _, r := range regions {
-			if head, tail := around(r); head+tail > 0 && len(r.Data) > 0 && !r.OwnsSectors {
+			if head, tail := around(r); head+tail > 0 {
 				return reports, &PreserveError{Region: r.Name, Addr: r.Addr, Size: len(r.Data), Chip: l.Chip.Name}
 			}
 		}
@@ -306,8 +306,12 @@ func (l *Loader) WriteRegions(ctx context.Context, regions []Region, opt WriteOp
 }
 
 // around returns how many bytes of a region's first sector lie before it
-// and of its last sector after it.
+// and of its last sector after it that are not its own: none for an empty
+// region or one that owns its sectors.
 func around(r Region) (head, tail int) {
+	if len(r.Data) == 0 || r.OwnsSectors {
+		return 0, 0
+	}
 	head = int(r.Addr % sectorSize)
 	end := int(r.Addr%sectorSize) + len(r.Data)
 	tail = (sectorSize - end%sectorSize) % sectorSize
@@ -331,9 +335,6 @@ func (l *Loader) writeRegion(ctx context.Context, r Region, sum [16]byte, rep *R
 	// sectors with the bytes the flash holds around it.
 	w, wsum := r, sum
 	head, tail := around(r)
-	if r.OwnsSectors {
-		head, tail = 0, 0
-	}
 	if head+tail > 0 && !opt.NoPreserve {
 		if !opt.Force && l.CanMD5() {
 			// already there: no need to read around it

@@ -36,6 +36,18 @@ func openSession(t *testing.T, p port.Port, baud int, noStub bool) *Loader {
 	return l
 }
 
+// simSession opens a virtual chip (fast mode) and a session on it at baud;
+// the port is closed when the test ends.
+func simSession(t *testing.T, chip string, baud int, noStub bool) (*Loader, *sim.Device) {
+	t.Helper()
+	p, err := port.Open(context.Background(), "sim://"+chip+"?fast=1", 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return openSession(t, p, baud, noStub), port.SimDevice(p)
+}
+
 func checkFlash(t *testing.T, dev *sim.Device, addr uint32, want []byte) {
 	t.Helper()
 	got := make([]byte, len(want))
@@ -61,13 +73,7 @@ func TestWriteEveryChip(t *testing.T) {
 			}
 			t.Run(c.Key+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				p, err := port.Open(context.Background(), "sim://"+c.Key+"?fast=1", 115200)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
-				dev := port.SimDevice(p)
-				l := openSession(t, p, tc.baud, tc.noStub)
+				l, dev := simSession(t, c.Key, tc.baud, tc.noStub)
 				data := image(40000, int64(len(c.Key)))
 				regions := []Region{{Name: "app", Addr: 0x10000, Data: data}, {Name: "small", Addr: 0x8000, Data: []byte("partition table")}}
 				// the ESP8266 ROM cannot read flash to keep the rest of the
@@ -101,13 +107,7 @@ func TestWriteEveryChip(t *testing.T) {
 // Re-flashing the same data writes nothing; a 4 KiB change rewrites one
 // sector; --force writes all.
 func TestSkipUnchanged(t *testing.T) {
-	p, err := port.Open(context.Background(), "sim://esp32?fast=1", 115200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dev := port.SimDevice(p)
-	l := openSession(t, p, 921600, false)
+	l, dev := simSession(t, "esp32", 921600, false)
 	ctx := context.Background()
 	data := image(300000, 7)
 	reg := []Region{{Name: "app", Addr: 0x10000, Data: data}}

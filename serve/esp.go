@@ -49,7 +49,8 @@ const maxIO0Hold = 2 * time.Second
 // clients that wait for answers (pyserial without ign_set_control, Web
 // Serial bridges) carry on.
 type espLines struct {
-	s *Server
+	plainLines // baud changes and purges go through as they come
+	s          *Server
 
 	mu          sync.Mutex
 	dtr, rts    bool          // the lines as the client last set them
@@ -61,16 +62,7 @@ type espLines struct {
 	wg  sync.WaitGroup
 }
 
-func newESPLines(s *Server) *espLines { return &espLines{s: s} }
-
-func (l *espLines) SetBaud(baud int) error { return l.s.p.SetBaudRate(baud) }
-
-func (l *espLines) Purge(rx, tx bool) error {
-	if rx {
-		return l.s.p.ResetInputBuffer()
-	}
-	return nil
-}
+func newESPLines(s *Server) *espLines { return &espLines{plainLines: plainLines{s.p}, s: s} }
 
 func (l *espLines) SetDTR(on bool) error {
 	l.mu.Lock()

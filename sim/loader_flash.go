@@ -255,13 +255,10 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 		return l.romFlashData(fw, seq, payload, chk)
 	}
 	if checksum(payload) != chk&0xFF {
-		return reply{}, l.refuse(romBadChecksum, stubBadChecksum)
+		return reply{}, cmdError{stubBadChecksum}
 	}
-	if l.stub && len(payload) > 0x4000 {
-		return reply{}, l.refuse(romInvalidParam, stubBadBlockSize)
-	}
-	if !fw.deflate && !l.stub && size != fw.blockSize {
-		return reply{}, l.refuse(romInvalidParam, stubBadBlockSize)
+	if len(payload) > 0x4000 {
+		return reply{}, cmdError{stubBadBlockSize}
 	}
 	// Neither flasher stub looks at the sequence number: esp-flasher-stub
 	// (src/command_handler.c, s_flash_data / s_flash_defl_data) writes or
@@ -269,38 +266,27 @@ func (l *loader) flashData(op byte, data []byte, chk uint32) (reply, error) {
 	// its current offset, and so did esptool's older stub
 	// (flasher_stub/stub_flasher.c). A block sent twice is written twice:
 	// the copy lands after the first (plain) or is fed to the inflater
-	// again (compressed). The ROM loader keeps its own count and refuses a
-	// block out of order without writing it; its exact answer is not
-	// documented, and the host never relies on it.
-	if !l.stub && seq != fw.seq {
-		return reply{}, l.refuse(romInvalidParam, stubBadDataLen)
-	}
-	if l.stub {
-		// The stub acknowledges at once and writes while the next block
-		// arrives; a failure shows in the reply to the next command.
-		if err := l.waitPending(); err != nil {
-			return reply{}, err
-		}
-		fw.seq++
-		block := append([]byte(nil), payload...)
-		done := make(chan error, 1)
-		l.pending = done
-		if fw.eraser != nil {
-			fw.eraser.setProcessing(true)
-		}
-		go func() {
-			err := l.writeBlock(fw, block)
-			if fw.eraser != nil {
-				fw.eraser.setProcessing(false)
-			}
-			done <- err
-		}()
-		return reply{}, nil
-	}
-	fw.seq++
-	if err := l.writeBlock(fw, payload); err != nil {
+	// again (compressed).
+	//
+	// The stub acknowledges at once and writes while the next block
+	// arrives; a failure shows in the reply to the next command.
+	if err := l.waitPending(); err != nil {
 		return reply{}, err
 	}
+	fw.seq++
+	block := append([]byte(nil), payload...)
+	done := make(chan error, 1)
+	l.pending = done
+	if fw.eraser != nil {
+		fw.eraser.setProcessing(true)
+	}
+	go func() {
+		err := l.writeBlock(fw, block)
+		if fw.eraser != nil {
+			fw.eraser.setProcessing(false)
+		}
+		done <- err
+	}()
 	return reply{}, nil
 }
 

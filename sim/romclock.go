@@ -1,6 +1,9 @@
 package sim
 
-import "math"
+import (
+	"hash/fnv"
+	"math"
+)
 
 // The ESP32 ROM does not know its crystal: it estimates the crystal
 // frequency by counting crystal cycles against the internal 8 MHz RC
@@ -27,10 +30,9 @@ const defaultCK8MSpread = 0.06
 
 // defaultCK8MDrift derives a stable drift from the MAC address.
 func defaultCK8MDrift(mac [6]byte) float64 {
-	var h uint32 = 2166136261
-	for _, b := range mac {
-		h = (h ^ uint32(b)) * 16777619
-	}
+	f := fnv.New32a()
+	f.Write(mac[:])
+	h := f.Sum32()
 	steps := int(h%241) - 120 // -120..120, in 1/2000 steps
 	return float64(steps) / 120 * defaultCK8MSpread
 }
