@@ -85,6 +85,15 @@ func connectionErr(err error, hint string) error {
 	return err
 }
 
+// writeSteps writes a registration's steps as a table, one a line.
+func writeSteps(b *strings.Builder, steps []cloud.Step) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, s := range steps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Status, s.Detail)
+	}
+	tw.Flush()
+}
+
 func connectionText(c cloud.Connection, wait time.Duration) string {
 	if wait == 0 {
 		return "connection: UNPROVEN (--wait 0: not checked)"
@@ -103,11 +112,7 @@ type mqttRegisterResult struct {
 func (r mqttRegisterResult) Data() any { return r.MQTTResult }
 func (r mqttRegisterResult) Text() string {
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Status, s.Detail)
-	}
-	tw.Flush()
+	writeSteps(&b, r.Steps)
 	fmt.Fprintf(&b, "device %s: broker %s, key %s, certificate serial %s\n", r.DeviceID, r.Broker, r.KeyRef, r.Serial)
 	b.WriteString(connectionText(r.Connection, r.wait))
 	return b.String()
