@@ -201,13 +201,6 @@ func (fw *demoFirmware) keyFileParam(call *rpcCall, v any, file *string) *rpcErr
 	return fw.needFS()
 }
 
-func rawPub(k *ecdsa.PublicKey) []byte {
-	out := make([]byte, 64)
-	k.X.FillBytes(out[:32])
-	k.Y.FillBytes(out[32:])
-	return out
-}
-
 func cryptoGenKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
 	p := struct {
 		File string `json:"file"`
@@ -228,7 +221,7 @@ func cryptoGenKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) 
 		return nil, fsRPCError("write", p.File, err)
 	}
 	fw.logf(logInfo, "mgos_crypto.c:52", "Generated a P-256 key in %s", fsName(p.File))
-	return printfJSON(map[string]string{"pubkey": b64(rawPub(&k.PublicKey))}), nil
+	return printfJSON(map[string]string{"pubkey": b64(atca.RawPublicKey(&k.PublicKey))}), nil
 }
 
 // loadKeyFile reads a private key file of the store.
@@ -277,7 +270,7 @@ func cryptoGetPubKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcErro
 	if err != nil {
 		return nil, rpcErrorf(400, "%v", err)
 	}
-	return printfJSON(map[string]string{"pubkey": b64(rawPub(&k.PublicKey))}), nil
+	return printfJSON(map[string]string{"pubkey": b64(atca.RawPublicKey(&k.PublicKey))}), nil
 }
 
 func cryptoSign(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
