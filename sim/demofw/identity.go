@@ -226,12 +226,9 @@ func cryptoGenKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) 
 
 // loadKeyFile reads a private key file of the store.
 func (fw *demoFirmware) loadKeyFile(name string) (*ecdsa.PrivateKey, error) {
-	if fw.fs == nil {
-		return nil, errNoFS
-	}
-	data, _, err := fw.fs.Read(fsName(name), 0, -1)
+	data, err := fw.readFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open file %q", name)
+		return nil, err
 	}
 	k, err := parsePrivateKey(data)
 	if err != nil {
