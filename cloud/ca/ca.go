@@ -284,26 +284,7 @@ func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificat
 	if o.DeviceID != "" && o.DeviceID != id {
 		return nil, fmt.Errorf("CSR common name %q is not the device id %q", id, o.DeviceID)
 	}
-	nb := o.NotBefore
-	if nb.IsZero() {
-		nb = time.Now().Add(-5 * time.Minute)
-	}
-	v := o.Validity
-	if v == 0 {
-		v = DefaultDeviceValidity
-	}
-	na := nb.Add(v)
-	if na.After(c.Inter.NotAfter) {
-		na = c.Inter.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: id, Organization: c.Inter.Subject.Organization},
-		NotBefore:             nb,
-		NotAfter:              na,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-	}
+	tmpl := c.leafTemplate(id, o.NotBefore, o.Validity, x509.ExtKeyUsageClientAuth)
 	cert, err := issue(tmpl, c.Inter, pub, c.interKey)
 	if err != nil {
 		return nil, err
@@ -312,6 +293,31 @@ func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificat
 		return nil, err
 	}
 	return cert, nil
+}
+
+// leafTemplate is the template of a certificate the intermediate issues
+// (a device's or a broker's): NotBefore defaults to now less five minutes
+// of clock skew, the validity to DefaultDeviceValidity, and it never
+// outlives the intermediate.
+func (c *CA) leafTemplate(cn string, nb time.Time, validity time.Duration, usage x509.ExtKeyUsage) *x509.Certificate {
+	if nb.IsZero() {
+		nb = time.Now().Add(-5 * time.Minute)
+	}
+	if validity == 0 {
+		validity = DefaultDeviceValidity
+	}
+	na := nb.Add(validity)
+	if na.After(c.Inter.NotAfter) {
+		na = c.Inter.NotAfter
+	}
+	return &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: c.Inter.Subject.Organization},
+		NotBefore:             nb,
+		NotAfter:              na,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
+		BasicConstraintsValid: true,
+	}
 }
 
 // record stores an issued certificate under issued/ and in the index.
@@ -526,22 +532,7 @@ func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, k
 	if err != nil {
 		return nil, nil, err
 	}
-	if validity == 0 {
-		validity = DefaultDeviceValidity
-	}
-	nb := time.Now().Add(-5 * time.Minute)
-	na := nb.Add(validity)
-	if na.After(c.Inter.NotAfter) {
-		na = c.Inter.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: names[0], Organization: c.Inter.Subject.Organization},
-		NotBefore:             nb,
-		NotAfter:              na,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
+	tmpl := c.leafTemplate(names[0], time.Time{}, validity, x509.ExtKeyUsageServerAuth)
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
