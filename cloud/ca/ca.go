@@ -108,6 +108,9 @@ var ErrExists = errors.New("a CA already exists in this directory")
 // ErrNotCA is returned by Open when the directory holds no CA.
 var ErrNotCA = errors.New("no CA in this directory")
 
+// errLocked refuses to sign before Unlock has decrypted the intermediate's key.
+var errLocked = errors.New("CA is locked: Unlock it with the passphrase first")
+
 // Init creates a new root and intermediate in dir with keys encrypted under
 // pass. It refuses to overwrite an existing CA.
 func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
@@ -268,7 +271,7 @@ func ValidDeviceID(id string) error {
 // stored under issued/.
 func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificate, error) {
 	if c.interKey == nil {
-		return nil, errors.New("CA is locked: Unlock it with the passphrase first")
+		return nil, errLocked
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("CSR signature does not verify: %w", err)
@@ -359,7 +362,7 @@ var ErrUnknownSerial = errors.New("no certificate with this serial in the index"
 // re-issues the CRL. Revoking a revoked certificate changes nothing.
 func (c *CA) Revoke(serial, reason string) (Record, error) {
 	if c.interKey == nil {
-		return Record{}, errors.New("CA is locked: Unlock it with the passphrase first")
+		return Record{}, errLocked
 	}
 	want := normSerial(serial)
 	recs, err := c.List()
@@ -389,7 +392,7 @@ func (c *CA) Revoke(serial, reason string) (Record, error) {
 // RefreshCRL re-issues the CRL from the index (a new NextUpdate).
 func (c *CA) RefreshCRL() error {
 	if c.interKey == nil {
-		return errors.New("CA is locked: Unlock it with the passphrase first")
+		return errLocked
 	}
 	recs, err := c.List()
 	if err != nil {
@@ -523,7 +526,7 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 // certificates are recorded in the index like device certificates.
 func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, keyPEM []byte, err error) {
 	if c.interKey == nil {
-		return nil, nil, errors.New("CA is locked: Unlock it with the passphrase first")
+		return nil, nil, errLocked
 	}
 	if len(names) == 0 {
 		return nil, nil, errors.New("a server certificate needs at least one host name or address")
