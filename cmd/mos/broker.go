@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -70,13 +67,8 @@ func newBrokerCmd(a *app) *cobra.Command {
 			}
 			defer b.Close()
 			a.out.Infof("MQTT broker with mutual TLS on %s (fleet CA %s); Ctrl-C stops it", b.Addr(), dir)
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sig)
-			select {
-			case <-sig:
-			case <-cmd.Context().Done():
-			}
+			// main's context ends on Ctrl-C and SIGTERM.
+			<-cmd.Context().Done()
 			return nil
 		},
 	}
