@@ -42,13 +42,7 @@ func newBrokerCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, issued, err := broker.ServerCertificate(c, filepath.Join(dir, "broker"), names, func() error {
-				pass, err := caPassphrase(a, false)
-				if err != nil {
-					return err
-				}
-				return caErr(c.Unlock(pass))
-			})
+			srv, issued, err := broker.ServerCertificate(c, filepath.Join(dir, "broker"), names, caUnlocker(a, c))
 			if err != nil {
 				return err
 			}

@@ -174,13 +174,7 @@ func registerMQTT(ctx context.Context, a *app, dev cloud.Device, fleet *ca.CA, b
 	res, err := cloud.RegisterMQTT(ctx, dev, cloud.MQTTOptions{
 		Broker: brokerAddr, CA: fleet, Key: keys.options(), Rotate: rotate, Wait: wait,
 		Status: statusPrinter(a),
-		Unlock: func() error {
-			pass, err := caPassphrase(a, false)
-			if err != nil {
-				return err
-			}
-			return caErr(fleet.Unlock(pass))
-		},
+		Unlock: caUnlocker(a, fleet),
 	})
 	if err != nil {
 		err = connectionErr(err, "is the broker running at "+brokerAddr+" and does it trust the fleet CA? `mos broker` runs one")
