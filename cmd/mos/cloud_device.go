@@ -27,8 +27,3 @@ func (d cloudDevice) PublicKey(ctx context.Context, ref string) (*ecdsa.PublicKe
 func (d cloudDevice) Signer(ctx context.Context, ref string) (crypto.Signer, error) {
 	return d.Client.DeviceSigner(ctx, provision.KeyRef(ref))
 }
-
-func (d cloudDevice) MQTTStatus(ctx context.Context) (cloud.MQTTStatus, error) {
-	s, err := d.Client.MQTTStatus(ctx)
-	return cloud.MQTTStatus{Connected: s.Connected, Broker: s.Broker, ClientID: s.ClientID, LastError: s.LastError}, err
-}
