@@ -69,11 +69,7 @@ func (k keyFlags) options() cloud.KeyOptions { return cloud.KeyOptions{Ref: k.re
 // withCloudDevice opens the device and gives f its cloud view.
 func withCloudDevice(cmd *cobra.Command, a *app, o rpcOptions, f func(ctx context.Context, dev cloud.Device) error) error {
 	return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
-		dev, err := newCloudDevice(s.Client)
-		if err != nil {
-			return err
-		}
-		return f(ctx, dev)
+		return f(ctx, newCloudDevice(s.Client))
 	})
 }
 

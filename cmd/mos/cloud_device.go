@@ -14,7 +14,7 @@ import (
 
 type cloudDevice struct{ *provision.Client }
 
-func newCloudDevice(c *provision.Client) (cloud.Device, error) { return cloudDevice{c}, nil }
+func newCloudDevice(c *provision.Client) cloud.Device { return cloudDevice{c} }
 
 func (d cloudDevice) GenerateKey(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
 	return d.Client.GenerateDeviceKey(ctx, provision.KeyRef(ref))
