@@ -48,7 +48,7 @@ func (fw *demoFirmware) identityInit() {
 	chip := fw.m.CryptoChip()
 	// the chip answers only at its configured 7-bit address (config byte 16
 	// holds the 8-bit form)
-	if chip == nil || bus != 0 || cfgByte(chip, 16)>>1 != byte(addr) {
+	if chip == nil || bus != 0 || chip.Config()[16]>>1 != byte(addr) {
 		// no ACK on the bus: CryptoAuthLib's ATCA_COMM_FAIL
 		fw.logf(logError, "mgos_atca.c:88", "ATCA: Failed to initialize (bus %d addr 0x%02x): 0xf0", bus, addr)
 		return
@@ -72,11 +72,6 @@ func (fw *demoFirmware) identityInit() {
 		rpcMethod{"ATCA.GetPubKey", atcaGetPubKey},
 		rpcMethod{"ATCA.Sign", atcaSign},
 	)
-}
-
-func cfgByte(c *atca.Chip, i int) byte {
-	cfg := c.Config()
-	return cfg[i]
 }
 
 // chipError is how the atca RPC handlers report a chip failure:
