@@ -117,11 +117,7 @@ func deviceCert(ctx context.Context, dev Device, name string) *x509.Certificate 
 	if err != nil {
 		return nil
 	}
-	b, _ := pem.Decode(data)
-	if b == nil {
-		return nil
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
+	c, err := parsePEMCert(string(data))
 	if err != nil {
 		return nil
 	}
