@@ -179,6 +179,7 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := &CA{Dir: dir, Root: root, Inter: inter, interKey: interKey}
 	files := []struct {
 		name string
 		data []byte
@@ -187,7 +188,7 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 		{InterKeyFile, ik},
 		{RootCertFile, certPEM(root)},
 		{InterCertFile, certPEM(inter)},
-		{ChainFile, append(certPEM(inter), certPEM(root)...)},
+		{ChainFile, c.ChainPEM()},
 		{IndexFile, []byte("[]\n")},
 	}
 	for _, f := range files {
@@ -195,7 +196,6 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 			return nil, err
 		}
 	}
-	c := &CA{Dir: dir, Root: root, Inter: inter, interKey: interKey}
 	if err := c.writeCRL(nil); err != nil {
 		return nil, err
 	}
