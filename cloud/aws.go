@@ -247,13 +247,8 @@ func RegisterAWS(ctx context.Context, dev Device, o AWSOptions) (*AWSResult, err
 	if o.PolicyName == "" {
 		o.PolicyName = DefaultPolicyName
 	}
+	o.Key = o.Key.resolved()
 	ref := o.Key.Ref
-	if o.Key.HostKey {
-		ref = HostKeyRef
-	} else if ref == "" {
-		ref = DefaultKeyRef
-	}
-	o.Key.Ref = ref
 	log := &callLog{}
 	cl, opt := o.Client, log.option()
 	res := &AWSResult{Policy: o.PolicyName, KeyRef: ref, KeyOnDevice: !o.Key.HostKey, Steps: []Step{}}
@@ -344,9 +339,6 @@ func RegisterAWS(ctx context.Context, dev Device, o AWSOptions) (*AWSResult, err
 		}
 	}
 
-	if o.Key.HostKey {
-		status("WARNING: generating the device key on this computer (--host-key): it exists outside the device until it is written there")
-	}
 	csr, pub, hostKey, err := makeCSR(ctx, dev, o.Key, thing, status)
 	if err != nil {
 		return res, err

@@ -10,13 +10,8 @@ import (
 )
 
 // MQTTStatus is the device's MQTT connection state, as its firmware reports
-// it.
-type MQTTStatus struct {
-	Connected bool
-	Broker    string
-	ClientID  string
-	LastError string
-}
+// it: the RPC client's own type, so the client is a Device as it is.
+type MQTTStatus = provision.MQTTStatus
 
 // Device is what registration needs from a device: the RPC client's
 // configuration, file and reboot calls, and its identity calls. A key

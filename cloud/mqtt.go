@@ -58,13 +58,8 @@ func RegisterMQTT(ctx context.Context, dev Device, o MQTTOptions) (*MQTTResult, 
 	if status == nil {
 		status = func(string) {}
 	}
+	o.Key = o.Key.resolved()
 	ref := o.Key.Ref
-	if o.Key.HostKey {
-		ref = HostKeyRef
-	} else if ref == "" {
-		ref = DefaultKeyRef
-	}
-	o.Key.Ref = ref
 	res := &MQTTResult{Broker: o.Broker, KeyRef: ref, KeyOnDevice: !o.Key.HostKey, Steps: []Step{}}
 	id, err := deviceID(ctx, dev)
 	if err != nil {
@@ -90,9 +85,6 @@ func RegisterMQTT(ctx context.Context, dev Device, o MQTTOptions) (*MQTTResult, 
 		}
 	}
 
-	if o.Key.HostKey {
-		status("WARNING: generating the device key on this computer (--host-key): it exists outside the device until it is written there")
-	}
 	csr, pub, hostKey, err := makeCSR(ctx, dev, o.Key, id, status)
 	if err != nil {
 		return res, err

@@ -41,6 +41,17 @@ type KeyOptions struct {
 	NewKey bool
 }
 
+// resolved returns o with Ref naming the key the device will use: the
+// host key's file with HostKey, else Ref or DefaultKeyRef.
+func (o KeyOptions) resolved() KeyOptions {
+	if o.HostKey {
+		o.Ref = HostKeyRef
+	} else if o.Ref == "" {
+		o.Ref = DefaultKeyRef
+	}
+	return o
+}
+
 // Step is one thing a registration did or found done.
 type Step struct {
 	Name   string `json:"step"`
@@ -106,11 +117,7 @@ func deviceCert(ctx context.Context, dev Device, name string) *x509.Certificate 
 	if err != nil {
 		return nil
 	}
-	b, _ := pem.Decode(data)
-	if b == nil {
-		return nil
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
+	c, err := parsePEMCert(string(data))
 	if err != nil {
 		return nil
 	}
@@ -123,6 +130,7 @@ func deviceCert(ctx context.Context, dev Device, name string) *x509.Certificate 
 func makeCSR(ctx context.Context, dev Device, o KeyOptions, id string, status func(string)) (csr *x509.CertificateRequest, pub *ecdsa.PublicKey, hostKeyPEM []byte, err error) {
 	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: id}}
 	if o.HostKey {
+		status("WARNING: generating the device key on this computer (--host-key): it exists outside the device until it is written there")
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return nil, nil, nil, err

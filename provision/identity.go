@@ -163,24 +163,19 @@ func (s *deviceSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 
 // MQTTStatus is the device's MQTT connection as MQTT.Status reports it.
 type MQTTStatus struct {
-	Connected bool
-	Broker    string
-	ClientID  string
-	LastError string
+	Connected bool   `json:"connected"`
+	Broker    string `json:"broker"`
+	ClientID  string `json:"client_id"`
+	LastError string `json:"last_error"`
 }
 
 // MQTTStatus reads the state of the device's MQTT connection.
 func (c *Client) MQTTStatus(ctx context.Context) (MQTTStatus, error) {
-	var res struct {
-		Connected bool   `json:"connected"`
-		Broker    string `json:"broker"`
-		ClientID  string `json:"client_id"`
-		LastError string `json:"last_error"`
-	}
+	var res MQTTStatus
 	if err := c.Call(ctx, "MQTT.Status", nil, &res); err != nil {
 		return MQTTStatus{}, err
 	}
-	return MQTTStatus{Connected: res.Connected, Broker: res.Broker, ClientID: res.ClientID, LastError: res.LastError}, nil
+	return res, nil
 }
 
 // ATCA configuration zone bytes that say whether a zone is locked

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -177,7 +176,7 @@ func (c *crlCache) revoked() (map[string]bool, error) {
 	}
 	set := map[string]bool{}
 	for _, e := range crl.RevokedCertificateEntries {
-		set[new(big.Int).Set(e.SerialNumber).Text(16)] = true
+		set[e.SerialNumber.Text(16)] = true
 	}
 	c.set, c.mtime, c.size = set, st.ModTime(), st.Size()
 	return set, nil

@@ -108,6 +108,9 @@ var ErrExists = errors.New("a CA already exists in this directory")
 // ErrNotCA is returned by Open when the directory holds no CA.
 var ErrNotCA = errors.New("no CA in this directory")
 
+// errLocked refuses to sign before Unlock has decrypted the intermediate's key.
+var errLocked = errors.New("CA is locked: Unlock it with the passphrase first")
+
 // Init creates a new root and intermediate in dir with keys encrypted under
 // pass. It refuses to overwrite an existing CA.
 func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
@@ -176,6 +179,7 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := &CA{Dir: dir, Root: root, Inter: inter, interKey: interKey}
 	files := []struct {
 		name string
 		data []byte
@@ -184,7 +188,7 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 		{InterKeyFile, ik},
 		{RootCertFile, certPEM(root)},
 		{InterCertFile, certPEM(inter)},
-		{ChainFile, append(certPEM(inter), certPEM(root)...)},
+		{ChainFile, c.ChainPEM()},
 		{IndexFile, []byte("[]\n")},
 	}
 	for _, f := range files {
@@ -192,7 +196,6 @@ func Init(dir string, o InitOptions, pass []byte) (*CA, error) {
 			return nil, err
 		}
 	}
-	c := &CA{Dir: dir, Root: root, Inter: inter, interKey: interKey}
 	if err := c.writeCRL(nil); err != nil {
 		return nil, err
 	}
@@ -268,7 +271,7 @@ func ValidDeviceID(id string) error {
 // stored under issued/.
 func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificate, error) {
 	if c.interKey == nil {
-		return nil, errors.New("CA is locked: Unlock it with the passphrase first")
+		return nil, errLocked
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("CSR signature does not verify: %w", err)
@@ -284,26 +287,7 @@ func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificat
 	if o.DeviceID != "" && o.DeviceID != id {
 		return nil, fmt.Errorf("CSR common name %q is not the device id %q", id, o.DeviceID)
 	}
-	nb := o.NotBefore
-	if nb.IsZero() {
-		nb = time.Now().Add(-5 * time.Minute)
-	}
-	v := o.Validity
-	if v == 0 {
-		v = DefaultDeviceValidity
-	}
-	na := nb.Add(v)
-	if na.After(c.Inter.NotAfter) {
-		na = c.Inter.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: id, Organization: c.Inter.Subject.Organization},
-		NotBefore:             nb,
-		NotAfter:              na,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-	}
+	tmpl := c.leafTemplate(id, o.NotBefore, o.Validity, x509.ExtKeyUsageClientAuth)
 	cert, err := issue(tmpl, c.Inter, pub, c.interKey)
 	if err != nil {
 		return nil, err
@@ -312,6 +296,31 @@ func (c *CA) Sign(csr *x509.CertificateRequest, o SignOptions) (*x509.Certificat
 		return nil, err
 	}
 	return cert, nil
+}
+
+// leafTemplate is the template of a certificate the intermediate issues
+// (a device's or a broker's): NotBefore defaults to now less five minutes
+// of clock skew, the validity to DefaultDeviceValidity, and it never
+// outlives the intermediate.
+func (c *CA) leafTemplate(cn string, nb time.Time, validity time.Duration, usage x509.ExtKeyUsage) *x509.Certificate {
+	if nb.IsZero() {
+		nb = time.Now().Add(-5 * time.Minute)
+	}
+	if validity == 0 {
+		validity = DefaultDeviceValidity
+	}
+	na := nb.Add(validity)
+	if na.After(c.Inter.NotAfter) {
+		na = c.Inter.NotAfter
+	}
+	return &x509.Certificate{
+		Subject:               pkix.Name{CommonName: cn, Organization: c.Inter.Subject.Organization},
+		NotBefore:             nb,
+		NotAfter:              na,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
+		BasicConstraintsValid: true,
+	}
 }
 
 // record stores an issued certificate under issued/ and in the index.
@@ -353,7 +362,7 @@ var ErrUnknownSerial = errors.New("no certificate with this serial in the index"
 // re-issues the CRL. Revoking a revoked certificate changes nothing.
 func (c *CA) Revoke(serial, reason string) (Record, error) {
 	if c.interKey == nil {
-		return Record{}, errors.New("CA is locked: Unlock it with the passphrase first")
+		return Record{}, errLocked
 	}
 	want := normSerial(serial)
 	recs, err := c.List()
@@ -383,7 +392,7 @@ func (c *CA) Revoke(serial, reason string) (Record, error) {
 // RefreshCRL re-issues the CRL from the index (a new NextUpdate).
 func (c *CA) RefreshCRL() error {
 	if c.interKey == nil {
-		return errors.New("CA is locked: Unlock it with the passphrase first")
+		return errLocked
 	}
 	recs, err := c.List()
 	if err != nil {
@@ -517,7 +526,7 @@ func ParseCRL(data []byte) (*x509.RevocationList, error) {
 // certificates are recorded in the index like device certificates.
 func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, keyPEM []byte, err error) {
 	if c.interKey == nil {
-		return nil, nil, errors.New("CA is locked: Unlock it with the passphrase first")
+		return nil, nil, errLocked
 	}
 	if len(names) == 0 {
 		return nil, nil, errors.New("a server certificate needs at least one host name or address")
@@ -526,22 +535,7 @@ func (c *CA) IssueServer(names []string, validity time.Duration) (certPEMData, k
 	if err != nil {
 		return nil, nil, err
 	}
-	if validity == 0 {
-		validity = DefaultDeviceValidity
-	}
-	nb := time.Now().Add(-5 * time.Minute)
-	na := nb.Add(validity)
-	if na.After(c.Inter.NotAfter) {
-		na = c.Inter.NotAfter
-	}
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: names[0], Organization: c.Inter.Subject.Organization},
-		NotBefore:             nb,
-		NotAfter:              na,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-	}
+	tmpl := c.leafTemplate(names[0], time.Time{}, validity, x509.ExtKeyUsageServerAuth)
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)

@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -45,13 +42,7 @@ func newBrokerCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, issued, err := broker.ServerCertificate(c, filepath.Join(dir, "broker"), names, func() error {
-				pass, err := caPassphrase(a, false)
-				if err != nil {
-					return err
-				}
-				return caErr(c.Unlock(pass))
-			})
+			srv, issued, err := broker.ServerCertificate(c, filepath.Join(dir, "broker"), names, caUnlocker(a, c))
 			if err != nil {
 				return err
 			}
@@ -70,13 +61,8 @@ func newBrokerCmd(a *app) *cobra.Command {
 			}
 			defer b.Close()
 			a.out.Infof("MQTT broker with mutual TLS on %s (fleet CA %s); Ctrl-C stops it", b.Addr(), dir)
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sig)
-			select {
-			case <-sig:
-			case <-cmd.Context().Done():
-			}
+			// main's context ends on Ctrl-C and SIGTERM.
+			<-cmd.Context().Done()
 			return nil
 		},
 	}

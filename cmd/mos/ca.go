@@ -71,14 +71,23 @@ func unlockCA(a *app, dir string) (*ca.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	pass, err := caPassphrase(a, false)
-	if err != nil {
+	if err := caUnlocker(a, c)(); err != nil {
 		return nil, err
 	}
-	if err := c.Unlock(pass); err != nil {
-		return nil, caErr(err)
-	}
 	return c, nil
+}
+
+// caUnlocker returns what decrypts c's signing key, asking for the
+// passphrase only when it is called, so commands that may find nothing to
+// sign ask for none.
+func caUnlocker(a *app, c *ca.CA) func() error {
+	return func() error {
+		pass, err := caPassphrase(a, false)
+		if err != nil {
+			return err
+		}
+		return caErr(c.Unlock(pass))
+	}
 }
 
 func openCA(dir string) (*ca.CA, error) {

@@ -69,11 +69,7 @@ func (k keyFlags) options() cloud.KeyOptions { return cloud.KeyOptions{Ref: k.re
 // withCloudDevice opens the device and gives f its cloud view.
 func withCloudDevice(cmd *cobra.Command, a *app, o rpcOptions, f func(ctx context.Context, dev cloud.Device) error) error {
 	return withDevice(cmd, a, o, func(ctx context.Context, s *session) error {
-		dev, err := newCloudDevice(s.Client)
-		if err != nil {
-			return err
-		}
-		return f(ctx, dev)
+		return f(ctx, newCloudDevice(s.Client))
 	})
 }
 
@@ -83,6 +79,15 @@ func connectionErr(err error, hint string) error {
 		return output.WithHint(output.WithExitCode(err, output.ExitCloud), hint)
 	}
 	return err
+}
+
+// writeSteps writes a registration's steps as a table, one a line.
+func writeSteps(b *strings.Builder, steps []cloud.Step) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, s := range steps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Status, s.Detail)
+	}
+	tw.Flush()
 }
 
 func connectionText(c cloud.Connection, wait time.Duration) string {
@@ -103,11 +108,7 @@ type mqttRegisterResult struct {
 func (r mqttRegisterResult) Data() any { return r.MQTTResult }
 func (r mqttRegisterResult) Text() string {
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Status, s.Detail)
-	}
-	tw.Flush()
+	writeSteps(&b, r.Steps)
 	fmt.Fprintf(&b, "device %s: broker %s, key %s, certificate serial %s\n", r.DeviceID, r.Broker, r.KeyRef, r.Serial)
 	b.WriteString(connectionText(r.Connection, r.wait))
 	return b.String()
@@ -169,13 +170,7 @@ func registerMQTT(ctx context.Context, a *app, dev cloud.Device, fleet *ca.CA, b
 	res, err := cloud.RegisterMQTT(ctx, dev, cloud.MQTTOptions{
 		Broker: brokerAddr, CA: fleet, Key: keys.options(), Rotate: rotate, Wait: wait,
 		Status: statusPrinter(a),
-		Unlock: func() error {
-			pass, err := caPassphrase(a, false)
-			if err != nil {
-				return err
-			}
-			return caErr(fleet.Unlock(pass))
-		},
+		Unlock: caUnlocker(a, fleet),
 	})
 	if err != nil {
 		err = connectionErr(err, "is the broker running at "+brokerAddr+" and does it trust the fleet CA? `mos broker` runs one")

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -88,11 +87,7 @@ type awsRegisterResult struct {
 func (r awsRegisterResult) Data() any { return r.AWSResult }
 func (r awsRegisterResult) Text() string {
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Status, s.Detail)
-	}
-	tw.Flush()
+	writeSteps(&b, r.Steps)
 	fmt.Fprintf(&b, "thing %s, endpoint %s, policy %s, key %s\n", r.Thing, r.Endpoint, r.Policy, r.KeyRef)
 	fmt.Fprintf(&b, "%d AWS calls: %s\n", len(r.Calls), strings.Join(r.Calls, ", "))
 	b.WriteString(connectionText(r.Connection, r.wait))

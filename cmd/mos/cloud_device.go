@@ -14,7 +14,7 @@ import (
 
 type cloudDevice struct{ *provision.Client }
 
-func newCloudDevice(c *provision.Client) (cloud.Device, error) { return cloudDevice{c}, nil }
+func newCloudDevice(c *provision.Client) cloud.Device { return cloudDevice{c} }
 
 func (d cloudDevice) GenerateKey(ctx context.Context, ref string) (*ecdsa.PublicKey, error) {
 	return d.Client.GenerateDeviceKey(ctx, provision.KeyRef(ref))
@@ -26,9 +26,4 @@ func (d cloudDevice) PublicKey(ctx context.Context, ref string) (*ecdsa.PublicKe
 
 func (d cloudDevice) Signer(ctx context.Context, ref string) (crypto.Signer, error) {
 	return d.Client.DeviceSigner(ctx, provision.KeyRef(ref))
-}
-
-func (d cloudDevice) MQTTStatus(ctx context.Context) (cloud.MQTTStatus, error) {
-	s, err := d.Client.MQTTStatus(ctx)
-	return cloud.MQTTStatus{Connected: s.Connected, Broker: s.Broker, ClientID: s.ClientID, LastError: s.LastError}, err
 }

@@ -62,10 +62,7 @@ func (c *provisionCloudOptions) check(cmd *cobra.Command) error {
 // provisionCloud is the provisioning step that registers the device; a
 // device already registered is reported as skipped.
 func provisionCloud(ctx context.Context, a *app, client *provision.Client, c provisionCloudOptions) (string, string, error) {
-	dev, err := newCloudDevice(client)
-	if err != nil {
-		return "", "", err
-	}
+	dev := newCloudDevice(client)
 	var steps []cloud.Step
 	var conn cloud.Connection
 	var what string

@@ -303,7 +303,7 @@ func (c *Chip) GenKey(slot int) ([]byte, error) {
 		c.keys[slot] = old
 		return nil, err
 	}
-	return rawPublic(&k.PublicKey), nil
+	return RawPublicKey(&k.PublicKey), nil
 }
 
 // PublicKey computes the public key of the private key in slot (GenKey
@@ -328,7 +328,7 @@ func (c *Chip) PublicKey(slot int) ([]byte, error) {
 	case c.keys[slot] == nil:
 		return nil, &Error{op, StatusExecutionError, "the slot holds no key (GenKey first)"}
 	}
-	return rawPublic(&c.keys[slot].PublicKey), nil
+	return RawPublicKey(&c.keys[slot].PublicKey), nil
 }
 
 // Sign signs a 32-byte digest with the private key in slot (datasheet,
@@ -431,7 +431,9 @@ func slotSize(slot int) int {
 	return 72
 }
 
-func rawPublic(k *ecdsa.PublicKey) []byte {
+// RawPublicKey encodes k as the chip sends a public key, 64 bytes X||Y
+// (the inverse of ParsePublicKey).
+func RawPublicKey(k *ecdsa.PublicKey) []byte {
 	out := make([]byte, 64)
 	k.X.FillBytes(out[:32])
 	k.Y.FillBytes(out[32:])

@@ -153,6 +153,23 @@ func (fw *demoFirmware) codeLayout() crashLayout {
 	return l
 }
 
+// reg is one register of a panic report's register dump.
+type reg struct {
+	n string
+	v uint32
+}
+
+// writeRegs writes the register dump as ESP-IDF's panic handler prints
+// it, four registers a line.
+func writeRegs(b *strings.Builder, regs []reg) {
+	for i, r := range regs {
+		fmt.Fprintf(b, "%-8s: 0x%08x  ", r.n, r.v)
+		if i%4 == 3 {
+			b.WriteString("\n")
+		}
+	}
+}
+
 // xtensaReport is ESP-IDF's panic report on an ESP32 for a StoreProhibited
 // exception (EXCCAUSE 29) at frames[0].
 func (l crashLayout) xtensaReport() string {
@@ -164,10 +181,7 @@ func (l crashLayout) xtensaReport() string {
 	// callers' frames in the backtrace point into their call instructions
 	// (esp_cpu_process_stack_pc: return address minus 3).
 	a0 := (l.frames[1]+3)&0x3fffffff | 0x80000000
-	regs := []struct {
-		n string
-		v uint32
-	}{
+	regs := []reg{
 		{"PC", l.frames[0]}, {"PS", 0x00060830}, {"A0", a0}, {"A1", l.sp},
 		{"A2", 0}, {"A3", 0x0000002a}, {"A4", 0x3ffb4c10}, {"A5", 0x00000001},
 		{"A6", 0x00000000}, {"A7", 0x3ffc1a38}, {"A8", (l.frames[0]-6)&0x3fffffff | 0x80000000}, {"A9", l.sp - 0x20},
@@ -175,12 +189,7 @@ func (l crashLayout) xtensaReport() string {
 		{"A14", 0}, {"A15", 0}, {"SAR", 0x0000001e}, {"EXCCAUSE", 0x0000001d},
 		{"EXCVADDR", 0}, {"LBEG", 0x400014fd}, {"LEND", 0x4000150d}, {"LCOUNT", 0xfffffffd},
 	}
-	for i, r := range regs {
-		fmt.Fprintf(&b, "%-8s: 0x%08x  ", r.n, r.v)
-		if i%4 == 3 {
-			b.WriteString("\n")
-		}
-	}
+	writeRegs(&b, regs)
 	b.WriteString("\nBacktrace:")
 	for i, f := range l.frames {
 		fmt.Fprintf(&b, " 0x%08x:0x%08x", f, l.sp+0x20*uint32(i))
@@ -196,10 +205,7 @@ func (l crashLayout) riscvReport() string {
 	b.WriteString("Guru Meditation Error: Core  0 panic'ed (Store access fault). Exception was unhandled.\n\n")
 	b.WriteString("Core  0 register dump:\n")
 	ret := func(i int) uint32 { return l.frames[i] + 4 } // after its JAL
-	regs := []struct {
-		n string
-		v uint32
-	}{
+	regs := []reg{
 		{"MEPC", l.frames[0]}, {"RA", ret(1)}, {"SP", l.sp}, {"GP", 0x3fc8f400},
 		{"TP", 0x3fc8805c}, {"T0", 0x40057fa6}, {"T1", 0x0000000f}, {"T2", 0},
 		{"S0/FP", l.sp + 0x20}, {"S1", 0x0000002a}, {"A0", 0}, {"A1", 0x0000002a},
@@ -211,12 +217,7 @@ func (l crashLayout) riscvReport() string {
 		{"MSTATUS", 0x00001881}, {"MTVEC", 0x40380001}, {"MCAUSE", 0x00000007}, {"MTVAL", 0},
 		{"MHARTID", 0},
 	}
-	for i, r := range regs {
-		fmt.Fprintf(&b, "%-8s: 0x%08x  ", r.n, r.v)
-		if i%4 == 3 {
-			b.WriteString("\n")
-		}
-	}
+	writeRegs(&b, regs)
 	b.WriteString("\n\nStack memory:\n")
 	// the callers' saved return addresses among locals and saved registers
 	words := []uint32{0, 0x0000002a, l.sp + 0x20, ret(2), 0x3fc9a700, 0, 0, ret(3)}

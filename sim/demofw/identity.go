@@ -48,7 +48,7 @@ func (fw *demoFirmware) identityInit() {
 	chip := fw.m.CryptoChip()
 	// the chip answers only at its configured 7-bit address (config byte 16
 	// holds the 8-bit form)
-	if chip == nil || bus != 0 || cfgByte(chip, 16)>>1 != byte(addr) {
+	if chip == nil || bus != 0 || chip.Config()[16]>>1 != byte(addr) {
 		// no ACK on the bus: CryptoAuthLib's ATCA_COMM_FAIL
 		fw.logf(logError, "mgos_atca.c:88", "ATCA: Failed to initialize (bus %d addr 0x%02x): 0xf0", bus, addr)
 		return
@@ -72,11 +72,6 @@ func (fw *demoFirmware) identityInit() {
 		rpcMethod{"ATCA.GetPubKey", atcaGetPubKey},
 		rpcMethod{"ATCA.Sign", atcaSign},
 	)
-}
-
-func cfgByte(c *atca.Chip, i int) byte {
-	cfg := c.Config()
-	return cfg[i]
 }
 
 // chipError is how the atca RPC handlers report a chip failure:
@@ -201,13 +196,6 @@ func (fw *demoFirmware) keyFileParam(call *rpcCall, v any, file *string) *rpcErr
 	return fw.needFS()
 }
 
-func rawPub(k *ecdsa.PublicKey) []byte {
-	out := make([]byte, 64)
-	k.X.FillBytes(out[:32])
-	k.Y.FillBytes(out[32:])
-	return out
-}
-
 func cryptoGenKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {
 	p := struct {
 		File string `json:"file"`
@@ -228,17 +216,14 @@ func cryptoGenKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) 
 		return nil, fsRPCError("write", p.File, err)
 	}
 	fw.logf(logInfo, "mgos_crypto.c:52", "Generated a P-256 key in %s", fsName(p.File))
-	return printfJSON(map[string]string{"pubkey": b64(rawPub(&k.PublicKey))}), nil
+	return printfJSON(map[string]string{"pubkey": b64(atca.RawPublicKey(&k.PublicKey))}), nil
 }
 
 // loadKeyFile reads a private key file of the store.
 func (fw *demoFirmware) loadKeyFile(name string) (*ecdsa.PrivateKey, error) {
-	if fw.fs == nil {
-		return nil, errNoFS
-	}
-	data, _, err := fw.fs.Read(fsName(name), 0, -1)
+	data, err := fw.readFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open file %q", name)
+		return nil, err
 	}
 	k, err := parsePrivateKey(data)
 	if err != nil {
@@ -277,7 +262,7 @@ func cryptoGetPubKey(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcErro
 	if err != nil {
 		return nil, rpcErrorf(400, "%v", err)
 	}
-	return printfJSON(map[string]string{"pubkey": b64(rawPub(&k.PublicKey))}), nil
+	return printfJSON(map[string]string{"pubkey": b64(atca.RawPublicKey(&k.PublicKey))}), nil
 }
 
 func cryptoSign(fw *demoFirmware, call *rpcCall) (json.RawMessage, *rpcError) {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -444,7 +443,7 @@ func (fw *demoFirmware) readFile(name string) ([]byte, error) {
 	if fw.fs == nil {
 		return nil, errNoFS
 	}
-	data, _, err := fw.fs.Read(strings.TrimPrefix(name, "/"), 0, -1)
+	data, _, err := fw.fs.Read(fsName(name), 0, -1)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open file %q", name)
 	}
