@@ -25,18 +25,20 @@ func (o *flashOptions) validate() error {
 	if err := o.resetOptions.validate(); err != nil {
 		return err
 	}
-	if _, err := o.forcedChip(); err != nil {
+	c, err := o.forcedChip()
+	if err != nil {
 		return err
 	}
-	if err := o.params().Check(); err != nil {
+	params := o.params()
+	if err := params.Check(); err != nil {
 		var pe *fwimage.FlashParamError
 		if errors.As(err, &pe) {
 			return fmt.Errorf("--flash-%s: %w", pe.Field, err)
 		}
 		return err
 	}
-	if c, _ := o.forcedChip(); c != nil {
-		if err := o.params().CheckChip(c); err != nil {
+	if c != nil {
+		if err := params.CheckChip(c); err != nil {
 			return fmt.Errorf("--flash-%s with --chip %s: %w", err.(*fwimage.FlashParamError).Field, c.Key, err)
 		}
 	}
