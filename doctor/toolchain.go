@@ -77,19 +77,19 @@ func checkToolchain(ctx context.Context, r *Report, env Env) {
 	}
 	subject := "source tree " + src
 	tools := []struct {
-		name, check string
-		args        []string
-		min         [3]int
-		why         string
+		name string
+		args []string
+		min  [3]int
+		why  string
 	}{
-		{"go", "go", []string{"version"}, want, "go.mod's go line"},
-		{"node", "node", []string{"--version"}, [3]int{minNode, 0, 0}, "the interop tests run esptool-js"},
-		{"npm", "npm", []string{"--version"}, [3]int{}, "make test installs the pinned npm packages with npm ci"},
-		{"git", "git", []string{"--version"}, [3]int{}, "make build stamps the version from git"},
+		{"go", []string{"version"}, want, "go.mod's go line"},
+		{"node", []string{"--version"}, [3]int{minNode, 0, 0}, "the interop tests run esptool-js"},
+		{"npm", []string{"--version"}, [3]int{}, "make test installs the pinned npm packages with npm ci"},
+		{"git", []string{"--version"}, [3]int{}, "make build stamps the version from git"},
 	}
 	for _, t := range tools {
 		out, err := env.Run(ctx, t.name, t.args...)
-		f := Finding{Check: "toolchain-" + t.check, Subject: subject}
+		f := Finding{Check: "toolchain-" + t.name, Subject: subject}
 		v, ok := parseVersion(out)
 		switch {
 		case err != nil:

@@ -44,10 +44,10 @@ func parseSingle(name string) (*Bundle, error) {
 	if _, aerr := ParseAddr(name); err != nil && aerr == nil {
 		return nil, &ArgError{Arg: name, Msg: "an address without a file"}
 	}
-	if err != nil && badAddr(name) != "" {
-		return nil, &ArgError{Arg: name, Msg: fmt.Sprintf("%q is not a flash address (decimal or 0x hex, as in 0x10000:app.bin)", badAddr(name))}
-	}
 	if err != nil {
+		if aerr := badAddr(name); aerr != nil {
+			return nil, aerr
+		}
 		return nil, &Error{Kind: ErrNoInput, File: name, Cause: unwrapPath(err)}
 	}
 	switch {
@@ -86,18 +86,18 @@ func dirError(name string) error {
 	return &ArgError{Arg: name, Msg: "a folder, not a bundle: give a bundle zip, a flasher_args.json or ADDR:FILE pairs"}
 }
 
-// badAddr returns the address of an ADDR:FILE argument whose address does
-// not parse ("zz" of "zz:app.bin"), or "". A one-letter prefix is a Windows
-// drive (C:\fw.zip), not an address.
-func badAddr(arg string) string {
+// badAddr refuses an ADDR:FILE argument whose address does not parse
+// ("zz" of "zz:app.bin"), and returns nil for any other. A one-letter
+// prefix is a Windows drive (C:\fw.zip), not an address.
+func badAddr(arg string) error {
 	a, file, ok := strings.Cut(arg, ":")
 	if !ok || file == "" || len(a) < 2 || strings.ContainsAny(a, `/\`) {
-		return ""
+		return nil
 	}
 	if _, err := ParseAddr(a); err != nil {
-		return a
+		return &ArgError{Arg: arg, Msg: fmt.Sprintf("%q is not a flash address (decimal or 0x hex, as in 0x10000:app.bin)", a)}
 	}
-	return ""
+	return nil
 }
 
 // splitPair splits "ADDR:FILE". The address ends at the first colon, so
@@ -120,8 +120,8 @@ func parsePairs(args []string) (*Bundle, error) {
 	for i := 0; i < len(args); i++ {
 		addr, file, ok := splitPair(args[i])
 		if !ok {
-			if a := badAddr(args[i]); a != "" {
-				return nil, &ArgError{Arg: args[i], Msg: fmt.Sprintf("%q is not a flash address (decimal or 0x hex, as in 0x10000:app.bin)", a)}
+			if err := badAddr(args[i]); err != nil {
+				return nil, err
 			}
 			a, err := ParseAddr(args[i])
 			if err != nil || i+1 == len(args) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/muesli/termenv"
+	"golang.org/x/term"
 )
 
 // Printer writes everything a command shows. It is safe for concurrent use:
@@ -50,7 +51,10 @@ func New(stdout, stderr io.Writer, json, verbose bool) *Printer {
 	}
 	p.colors = colorProfile(stderr, p.tty)
 	if f, ok := stderr.(*os.File); ok && p.tty {
-		p.termWidth = func() int { return terminalWidth(f.Fd()) }
+		p.termWidth = func() int {
+			w, _, _ := term.GetSize(int(f.Fd())) // 0 when it cannot tell
+			return w
+		}
 	}
 	return p
 }
@@ -280,12 +284,14 @@ func encodeJSON(v any, indent bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// isTerminalWriter reports whether w is a terminal. TERM=dumb (Emacs shell,
-// some CI log viewers) cannot redraw a line, so it counts as not one.
+// isTerminalWriter reports whether w is a terminal (on Windows a console:
+// those since Windows 10 understand the "\r" and ESC[K the progress bar
+// uses). TERM=dumb (Emacs shell, some CI log viewers) cannot redraw a
+// line, so it counts as not one.
 func isTerminalWriter(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	return isTerminal(f.Fd())
+	return term.IsTerminal(int(f.Fd()))
 }

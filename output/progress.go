@@ -143,15 +143,11 @@ func (p *Printer) progress(ev ProgressEvent) {
 	case p.tty:
 		if finished && !samePhase && !seen && st.start.Equal(now) {
 			// Done at once (a region found unchanged): nothing was timed.
-			p.redrawLocked(clip(fmt.Sprintf("%s: %s", label(ev), humanBytes(ev.Total)), p.width()))
-			io.WriteString(p.stderr, "\n")
-			st.barShown = false
+			p.settleLocked(fmt.Sprintf("%s: %s", label(ev), humanBytes(ev.Total)))
 			return
 		}
 		if finished {
-			p.redrawLocked(p.summaryLine(ev, now))
-			io.WriteString(p.stderr, "\n")
-			st.barShown = false
+			p.settleLocked(p.summaryLine(ev, now))
 			return
 		}
 		p.redrawLocked(p.barLine(ev, pct, now))
@@ -234,9 +230,7 @@ func (p *Printer) endTaskLocked(err error) {
 	case err != nil:
 		p.clearBarLocked()
 	case p.tty:
-		p.redrawLocked(clip(fmt.Sprintf("%s: done in %s", label(ev), seconds(d)), p.width()))
-		io.WriteString(p.stderr, "\n")
-		p.prog.barShown = false
+		p.settleLocked(fmt.Sprintf("%s: done in %s", label(ev), seconds(d)))
 	default:
 		io.WriteString(p.stderr, fmt.Sprintf("%s: done in %s\n", label(ev), seconds(d)))
 	}
@@ -275,6 +269,14 @@ func (p *Printer) taskTickLocked(first bool) {
 // redrawLocked replaces the terminal's current line by s.
 func (p *Printer) redrawLocked(s string) {
 	io.WriteString(p.stderr, "\r"+s+ansi.EraseLineRight)
+}
+
+// settleLocked replaces the terminal's current line by s, cut to its
+// width, and ends the line: a phase's last word stays on screen.
+func (p *Printer) settleLocked(s string) {
+	p.redrawLocked(clip(s, p.width()))
+	io.WriteString(p.stderr, "\n")
+	p.prog.barShown = false
 }
 
 // endLineLocked leaves a previous phase's last state on screen and moves
@@ -379,7 +381,7 @@ func (p *Printer) summaryLine(ev ProgressEvent, now time.Time) string {
 	if r, ok := p.rateOf(ev, now); ok {
 		s += " (" + humanBytes(int64(r)) + "/s)"
 	}
-	return clip(s, p.width())
+	return s
 }
 
 // fitFields joins the non-empty fields with two spaces, dropping them from

@@ -1,10 +1,14 @@
 package output
 
-import "io"
+import (
+	"io"
+
+	"golang.org/x/term"
+)
 
 // IsTerminalReader reports whether r is a terminal: a person who can
 // answer a question, as opposed to a pipe, a file or /dev/null.
 func IsTerminalReader(r io.Reader) bool {
 	f, ok := r.(interface{ Fd() uintptr })
-	return ok && isTerminal(f.Fd())
+	return ok && term.IsTerminal(int(f.Fd()))
 }

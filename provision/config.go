@@ -200,6 +200,18 @@ func keyError(tree map[string]any, key string) *KeyError {
 	return &KeyError{Key: key, Suggestions: suggestKeys(key, leafKeys(tree, ""))}
 }
 
+// ConfigKeys lists the dotted key of every value in the device's
+// configuration, sorted (what a shell completes `mos config get` with).
+func (c *Client) ConfigKeys(ctx context.Context) ([]string, error) {
+	tree, err := c.configTree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := leafKeys(tree, "")
+	slices.Sort(keys)
+	return keys, nil
+}
+
 // leafKeys lists the dotted paths of every value in the tree.
 func leafKeys(tree map[string]any, prefix string) []string {
 	var keys []string

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"slices"
 	"strings"
 	"time"
 
@@ -160,16 +158,12 @@ func (a *app) completeConfigKeys(suffix string) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		defer c.Close()
-		raw, err := c.ConfigGet(ctx, "")
+		all, err := c.ConfigKeys(ctx)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		var tree map[string]any
-		if json.Unmarshal(raw, &tree) != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
 		var keys []string
-		for _, k := range configLeafKeys(tree, "") {
+		for _, k := range all {
 			if strings.HasPrefix(k, toComplete) {
 				keys = append(keys, k+suffix)
 			}
@@ -180,18 +174,4 @@ func (a *app) completeConfigKeys(suffix string) cobra.CompletionFunc {
 		}
 		return keys, dir
 	}
-}
-
-// configLeafKeys lists the dotted keys of a configuration tree's values.
-func configLeafKeys(tree map[string]any, prefix string) []string {
-	var keys []string
-	for k, v := range tree {
-		if sub, ok := v.(map[string]any); ok {
-			keys = append(keys, configLeafKeys(sub, prefix+k+".")...)
-			continue
-		}
-		keys = append(keys, prefix+k)
-	}
-	slices.Sort(keys)
-	return keys
 }

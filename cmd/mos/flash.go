@@ -25,18 +25,20 @@ func (o *flashOptions) validate() error {
 	if err := o.resetOptions.validate(); err != nil {
 		return err
 	}
-	if _, err := o.forcedChip(); err != nil {
+	c, err := o.forcedChip()
+	if err != nil {
 		return err
 	}
-	if err := o.params().Check(); err != nil {
+	params := o.params()
+	if err := params.Check(); err != nil {
 		var pe *fwimage.FlashParamError
 		if errors.As(err, &pe) {
 			return fmt.Errorf("--flash-%s: %w", pe.Field, err)
 		}
 		return err
 	}
-	if c, _ := o.forcedChip(); c != nil {
-		if err := o.params().CheckChip(c); err != nil {
+	if c != nil {
+		if err := params.CheckChip(c); err != nil {
 			return fmt.Errorf("--flash-%s with --chip %s: %w", err.(*fwimage.FlashParamError).Field, c.Key, err)
 		}
 	}
@@ -143,6 +145,13 @@ type flashRegion struct {
 	Data string `json:"data,omitempty"`
 }
 
+// replacedData reports whether the region was written over data of the
+// board's own (or data that may have been: DataUnknown).
+func (r flashRegion) replacedData() bool {
+	return (r.Data == fwbundle.DataReplaced || r.Data == fwbundle.DataUnknown) &&
+		(r.State == flasher.StateVerified || r.State == flasher.StateUnverified)
+}
+
 func (r flashResult) Data() any { return r }
 
 func (r flashResult) Text() string {
@@ -157,12 +166,10 @@ func (r flashResult) Text() string {
 		if reg.State == flasher.StateVerified && reg.SectorsSkipped > 0 {
 			state = fmt.Sprintf("verified, %d sectors unchanged", reg.SectorsSkipped)
 		}
-		switch reg.Data {
-		case fwbundle.DataReplaced, fwbundle.DataUnknown:
-			if reg.State == flasher.StateVerified || reg.State == flasher.StateUnverified {
-				state += "; board's data replaced"
-			}
-		case fwbundle.DataKept:
+		switch {
+		case reg.replacedData():
+			state += "; board's data replaced"
+		case reg.Data == fwbundle.DataKept:
 			state = "kept (--keep-fs)"
 		}
 		fmt.Fprintf(tw, "%s\t0x%06X\t%d\t%d\t%s\n", reg.Name, reg.Addr, reg.Size, reg.BytesSent, state)
@@ -367,8 +374,7 @@ func planReport(plan *fwbundle.Plan, reports []flasher.RegionReport) (rows []fla
 		row := flashRegion{RegionReport: rep}
 		if i < len(plan.Write) && plan.Write[i].Name == rep.Name {
 			row.Data = plan.Write[i].DataState
-			if (row.Data == fwbundle.DataReplaced || row.Data == fwbundle.DataUnknown) &&
-				(rep.State == flasher.StateVerified || rep.State == flasher.StateUnverified) {
+			if row.replacedData() {
 				replaced = append(replaced, rep.Name)
 			}
 		}

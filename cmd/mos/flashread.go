@@ -33,6 +33,14 @@ func parseAddr(s string) (uint32, error) {
 // it is known.
 const maxFlashSize = 128 << 20
 
+// checkFlashRange refuses a range that no flash holds.
+func checkFlashRange(addr, size uint32) error {
+	if uint64(addr)+uint64(size) > maxFlashSize {
+		return fmt.Errorf("0x%X + %d is past the end of the largest flash (%d MiB)", addr, size, maxFlashSize>>20)
+	}
+	return nil
+}
+
 // checkOutputFile makes sure a file can be created under name before a
 // long read: its folder exists and name is not a folder.
 func checkOutputFile(name string) error {
@@ -76,8 +84,8 @@ func newFlashReadCmd(a *app) *cobra.Command {
 			if err != nil || size == 0 {
 				return usageErr(cmd, fmt.Errorf("bad size %q", args[1]))
 			}
-			if uint64(addr)+uint64(size) > maxFlashSize {
-				return usageErr(cmd, fmt.Errorf("0x%X + %d is past the end of the largest flash (%d MiB)", addr, size, maxFlashSize>>20))
+			if err := checkFlashRange(addr, size); err != nil {
+				return usageErr(cmd, err)
 			}
 			if err := checkOutputFile(args[2]); err != nil {
 				return usageErr(cmd, err)
@@ -187,8 +195,8 @@ func newFlashEraseCmd(a *app) *cobra.Command {
 				if addr%0x1000 != 0 || size%0x1000 != 0 || size == 0 {
 					return usageErr(cmd, fmt.Errorf("ADDR and SIZE must be multiples of 4 KiB (0x1000)"))
 				}
-				if uint64(addr)+uint64(size) > maxFlashSize {
-					return usageErr(cmd, fmt.Errorf("0x%X + %d is past the end of the largest flash (%d MiB)", addr, size, maxFlashSize>>20))
+				if err := checkFlashRange(addr, size); err != nil {
+					return usageErr(cmd, err)
 				}
 			}
 			return runFlashErase(cmd.Context(), a, o, addr, int(size), len(args) == 0)

@@ -51,18 +51,14 @@ func writeManPages(root *cobra.Command, dir string) error {
 	if t, err := time.Parse(time.RFC3339, v.Date); err == nil {
 		hdr.Date = &t
 	}
-	var cmds []*cobra.Command
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		cmds = append(cmds, c)
+	var toMan func(c *cobra.Command)
+	toMan = func(c *cobra.Command) {
+		c.Long = manText(c.Long)
 		for _, sub := range c.Commands() {
-			walk(sub)
+			toMan(sub)
 		}
 	}
-	walk(root)
-	for _, c := range cmds {
-		c.Long = manText(c.Long)
-	}
+	toMan(root)
 	if err := doc.GenManTree(root, hdr, dir); err != nil {
 		return fmt.Errorf("writing man pages: %w", err)
 	}

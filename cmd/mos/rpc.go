@@ -252,7 +252,6 @@ func (r infoResult) Text() string {
 	return b.String()
 }
 
-// formatMAC writes the device's 12 hex digits with colons.
 // formatMAC prints a MAC the way chip-info (and esptool) do: lowercase
 // hex pairs joined by colons, whatever form the firmware reports.
 func formatMAC(m string) string {

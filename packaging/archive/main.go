@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -87,15 +88,7 @@ func collect(src string) ([]entry, error) {
 		es = append(es, entry{rel: filepath.ToSlash(r), dir: d.IsDir(), exec: info.Mode()&0o111 != 0})
 		return nil
 	})
-	slices.SortFunc(es, func(a, b entry) int {
-		switch {
-		case a.rel < b.rel:
-			return -1
-		case a.rel > b.rel:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.rel, b.rel) })
 	return es, err
 }
 
