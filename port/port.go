@@ -54,6 +54,16 @@ var ErrTimeout = errors.New("read timed out")
 // them (raw TCP, a pseudo-terminal). Callers treat it as "board not reset".
 var ErrNoControlLines = errors.New("this port has no DTR/RTS control lines")
 
+// IgnoreNoLines drops ErrNoControlLines: for a relay (a server, a console
+// lending its port) a line change the port cannot make is no failure of
+// the relay's, and other errors pass through.
+func IgnoreNoLines(err error) error {
+	if errors.Is(err, ErrNoControlLines) {
+		return nil
+	}
+	return err
+}
+
 // ErrClosed is returned by operations on a closed port.
 var ErrClosed = errors.New("port is closed")
 

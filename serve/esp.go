@@ -84,7 +84,7 @@ func (l *espLines) SetDTR(on bool) error {
 	if l.playing > 0 {
 		return nil // the sequence releases IO0 at its own time
 	}
-	return ignoreNoLines(l.s.p.SetDTR(false))
+	return port.IgnoreNoLines(l.s.p.SetDTR(false))
 }
 
 func (l *espLines) SetRTS(on bool) error {

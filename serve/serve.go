@@ -83,7 +83,7 @@ func New(p port.Port, o Options) (*Server, error) {
 	if err := p.SetReadTimeout(pollInterval); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(ignoreNoLines(p.SetDTR(false)), ignoreNoLines(p.SetRTS(false))); err != nil {
+	if err := errors.Join(port.IgnoreNoLines(p.SetDTR(false)), port.IgnoreNoLines(p.SetRTS(false))); err != nil {
 		return nil, err
 	}
 	return &Server{p: p, opts: o, baud: p.BaudRate(), done: make(chan struct{})}, nil
@@ -307,8 +307,8 @@ func (s *Server) session(ctx context.Context, conn net.Conn, addr string, wrap f
 func (s *Server) release(lines lineHandler) {
 	lines.finish()
 	for _, err := range []error{
-		ignoreNoLines(s.p.SetDTR(false)),
-		ignoreNoLines(s.p.SetRTS(false)),
+		port.IgnoreNoLines(s.p.SetDTR(false)),
+		port.IgnoreNoLines(s.p.SetRTS(false)),
 		s.p.SetBaudRate(s.baud),
 		s.p.ResetInputBuffer(),
 	} {
@@ -317,13 +317,6 @@ func (s *Server) release(lines lineHandler) {
 			return
 		}
 	}
-}
-
-func ignoreNoLines(err error) error {
-	if errors.Is(err, port.ErrNoControlLines) {
-		return nil
-	}
-	return err
 }
 
 // plainLines applies every change as it comes.

@@ -36,7 +36,7 @@ func (l *Lender) session(conn net.Conn, b Borrower) {
 	// The lines released (RTS first: on the auto-reset circuit the way
 	// through, DTR on and RTS off, only pulls IO0, which nobody samples
 	// while the chip runs) and the holder's rate back.
-	if err := errors.Join(noLines(l.p.SetRTS(false)), noLines(l.p.SetDTR(false))); err != nil && sum.Err == nil {
+	if err := errors.Join(port.IgnoreNoLines(l.p.SetRTS(false)), port.IgnoreNoLines(l.p.SetDTR(false))); err != nil && sum.Err == nil {
 		sum.Err = err
 	}
 	if l.p.BaudRate() != startBaud {
@@ -202,13 +202,6 @@ func (h *relayHandler) Purge(rx, tx bool) error {
 	h.readMu.Lock()
 	defer h.readMu.Unlock()
 	return h.p.ResetInputBuffer()
-}
-
-func noLines(err error) error {
-	if errors.Is(err, port.ErrNoControlLines) {
-		return nil
-	}
-	return err
 }
 
 // tolerantConn keeps a borrower's last commands from being lost: a
